@@ -1,0 +1,1 @@
+"""A small ASGI shop used by pytest-soak's example soak test."""

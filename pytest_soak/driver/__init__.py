@@ -1,0 +1,1 @@
+"""The load driver: targets, clients and the open-model replay loop."""

@@ -1,0 +1,126 @@
+"""Clients that send one recorded exchange to a target and report its status or failure kind.
+
+In-process ASGI/WSGI apps go through httpx's transports; a URL goes through an httpx
+``AsyncClient`` with keep-alive pooling. Third-party exceptions stop here and become
+``SendFailure`` with a short kind (``connect``, ``timeout``, ``reset``, ``protocol``, ``app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import httpx
+
+from pytest_soak.traffic.model import Exchange
+
+# Hop-by-hop and framing headers are the client's business, not the recording's.
+_DROPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "upgrade",
+        "accept-encoding",
+    }
+)
+
+
+class SendFailure(Exception):
+    """A request that got no HTTP response; ``kind`` names why."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class Client(Protocol):
+    async def send(self, exchange: Exchange) -> int:
+        """Send ``exchange``; return the response status (body fully read) or raise SendFailure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def request_headers(exchange: Exchange) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in exchange.headers if k.lower() not in _DROPPED_HEADERS]
+
+
+def _failure_kind(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+        text = str(exc).lower()
+        return "reset" if "reset" in text or "disconnect" in text or not text else "protocol"
+    return "protocol"
+
+
+class HttpxAsyncClient:
+    """Sends through an ``httpx.AsyncClient`` (a URL, or an ASGI app via ``ASGITransport``)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, app_errors: bool = False) -> None:
+        self._client = client
+        self._app_errors = app_errors
+
+    async def send(self, exchange: Exchange) -> int:
+        try:
+            response = await self._client.request(
+                exchange.method,
+                exchange.target,
+                headers=request_headers(exchange),
+                content=exchange.body or None,
+            )
+        except httpx.HTTPError as exc:
+            raise SendFailure(_failure_kind(exc), str(exc) or type(exc).__name__) from exc
+        except Exception as exc:
+            if not self._app_errors:
+                raise
+            # An in-process app that raises is answered 500 by a real server; count it so.
+            raise SendFailure("app", f"{type(exc).__name__}: {exc}") from exc
+        return response.status_code
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class WsgiThreadClient:
+    """Runs a WSGI app through ``httpx.WSGITransport`` on a bounded thread pool."""
+
+    def __init__(self, app: Callable[..., Any], workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soak-wsgi")
+        self._client = httpx.Client(
+            transport=httpx.WSGITransport(app=app), base_url="http://testserver"
+        )
+
+    def _send(self, exchange: Exchange) -> int:
+        try:
+            response = self._client.request(
+                exchange.method,
+                exchange.target,
+                headers=request_headers(exchange),
+                content=exchange.body or None,
+            )
+        except httpx.HTTPError as exc:
+            raise SendFailure(_failure_kind(exc), str(exc)) from exc
+        except Exception as exc:
+            raise SendFailure("app", f"{type(exc).__name__}: {exc}") from exc
+        return response.status_code
+
+    async def send(self, exchange: Exchange) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._send, exchange)
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()

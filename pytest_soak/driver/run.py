@@ -1,0 +1,133 @@
+"""What a replay produces: per-phase counts and latency histograms, and the checkpoints at
+which the load was paused (nothing in flight) so memory floors could be read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pytest_soak.driver.histogram import LatencyHistogram
+
+_MAX_ERROR_SAMPLES = 5
+
+
+@dataclass
+class PhaseStats:
+    """Counts for one phase of the profile. Bounded: histograms, not per-request lists."""
+
+    name: str
+    index: int
+    planned_start: float  # wall seconds of the compressed timeline (without pauses)
+    planned_end: float
+    expected: float  # requests the profile asks for in this phase
+    wall_start: float | None = None  # actual wall seconds since the run started (with pauses)
+    wall_end: float | None = None
+    sent: int = 0
+    completed: int = 0
+    late: int = 0  # sent later than the late threshold after their intended time
+    unsent: int = 0  # could not be sent before the run's deadline
+    statuses: Counter[str] = field(default_factory=Counter)  # "2xx", "4xx", ...
+    errors: Counter[str] = field(default_factory=Counter)  # "5xx", "connect", "timeout", ...
+    error_samples: list[str] = field(default_factory=list)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    lateness: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def duration(self) -> float:
+        if self.wall_start is None or self.wall_end is None:
+            return 0.0
+        return max(0.0, self.wall_end - self.wall_start)
+
+    @property
+    def planned_duration(self) -> float:
+        return self.planned_end - self.planned_start
+
+    @property
+    def achieved_rps(self) -> float:
+        """Requests sent per second of the phase's planned (unpaused) wall time."""
+        return self.sent / self.planned_duration if self.planned_duration > 0 else 0.0
+
+    @property
+    def target_rps(self) -> float:
+        return self.expected / self.planned_duration if self.planned_duration > 0 else 0.0
+
+    def note_error(self, kind: str, detail: str) -> None:
+        self.errors[kind] += 1
+        if len(self.error_samples) < _MAX_ERROR_SAMPLES:
+            self.error_samples.append(f"{kind}: {detail}"[:300])
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The load paused after ``requests`` requests; ``drained`` if nothing was left in flight."""
+
+    number: int
+    requests: int
+    wall_time: float
+    phase: int
+    drained: bool
+
+
+@dataclass
+class Run:
+    """The driver's account of one replay."""
+
+    target: str
+    profile: str
+    peak_rps: float
+    wall_seconds: float
+    planned_requests: int
+    phases: list[PhaseStats]
+    elapsed: float = 0.0
+    paused: float = 0.0
+    aborted: str | None = None
+    late_threshold: float = 0.025
+    # Checkpoint records live in slots allocated before the load starts: recording one swaps a
+    # same-sized object, so in process the harness's bookkeeping never shows up as growth.
+    _slots: list[Checkpoint] = field(default_factory=list, repr=False)
+    _recorded: int = 0
+
+    def reserve_checkpoints(self, count: int) -> None:
+        self._slots = [Checkpoint(n, 0, 0.0, 0, False) for n in range(count)]
+        self._recorded = 0
+
+    def record_checkpoint(self, point: Checkpoint) -> None:
+        if self._recorded < len(self._slots):
+            self._slots[self._recorded] = point
+        else:
+            self._slots.append(point)
+        self._recorded += 1
+
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        return self._slots[: self._recorded]
+
+    @property
+    def checkpoint_count(self) -> int:
+        return self._recorded
+
+    @property
+    def sent(self) -> int:
+        return sum(p.sent for p in self.phases)
+
+    @property
+    def errors(self) -> int:
+        return sum(p.error_count for p in self.phases)
+
+    @property
+    def late(self) -> int:
+        return sum(p.late for p in self.phases)
+
+    @property
+    def unsent(self) -> int:
+        return sum(p.unsent for p in self.phases)
+
+    def latency(self) -> LatencyHistogram:
+        total = LatencyHistogram()
+        for phase in self.phases:
+            total.merge(phase.latency)
+        return total

@@ -1,0 +1,266 @@
+"""The pytest plugin: options, ini keys, the ``soak`` marker, fixtures, reporting.
+
+The only module that imports pytest. Heavy modules are imported inside hooks and fixtures so
+that merely having pytest-soak installed costs other test suites nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_soak.errors import SoakError
+
+if TYPE_CHECKING:
+    from pytest_soak.result import SoakResult
+    from pytest_soak.settings import Settings
+    from pytest_soak.soak import Soak
+    from pytest_soak.traffic import Traffic
+
+RESULTS_KEY = pytest.StashKey[list["SoakResult"]]()
+TRAFFIC_CACHE_KEY = pytest.StashKey[dict[tuple[str, int, int], "Traffic"]]()
+MARKER_HELP = (
+    "soak(profile=..., peak_rps=..., duration=..., concurrency=..., max_growth=..., "
+    "max_growth_per_request=..., tolerance=..., baseline=..., seed=...): shape and limits of "
+    "this test's soak run (pytest-soak)"
+)
+
+
+def _mode(value: str) -> str:
+    from pytest_soak.settings import MODES
+
+    if value not in MODES:
+        raise pytest.UsageError(f"--soak-mode={value!r}: choose one of {', '.join(MODES)}")
+    return value
+
+
+def _duration(value: str) -> float:
+    from pytest_soak.units import parse_duration
+
+    try:
+        return parse_duration(value, name="--soak-duration")
+    except SoakError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("soak", "memory soak tests (pytest-soak)")
+    group.addoption(
+        "--soak-mode",
+        dest="soak_mode",
+        default=None,
+        type=_mode,
+        metavar="quick|nightly",
+        help="compression of soak profiles: quick (about a minute per test, for pull requests) "
+        "or nightly (hours). Default: ini soak_mode, else quick.",
+    )
+    parser.addini("soak_mode", "default --soak-mode (quick or nightly)", default="quick")
+    group.addoption(
+        "--soak-duration",
+        dest="soak_duration",
+        default=None,
+        type=_duration,
+        metavar="DURATION",
+        help="wall time of every soak run, overriding the mode and markers (e.g. 20s, 10m).",
+    )
+    parser.addini("soak_duration", "default --soak-duration", default=None)
+    group.addoption(
+        "--soak-json",
+        dest="soak_json",
+        default=None,
+        metavar="PATH",
+        help="write every soak result (verdicts, phases, floors, samples) as JSON to PATH.",
+    )
+    parser.addini("soak_json", "default --soak-json path", default=None)
+    group.addoption(
+        "--soak-allow-host",
+        dest="soak_allow_hosts",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="allow soak traffic to a non-loopback HOST (repeatable). Without it only this "
+        "machine is ever targeted.",
+    )
+    parser.addini("soak_allow_hosts", "hosts soak traffic may go to", type="linelist", default=[])
+    parser.addini(
+        "soak_defaults",
+        "suite-wide soak marker defaults, one 'key = value' per line (e.g. peak_rps = 150)",
+        type="linelist",
+        default=[],
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.stash[RESULTS_KEY] = []
+    config.stash[TRAFFIC_CACHE_KEY] = {}
+    from pytest_soak.driver.targets import stop_all_served
+
+    atexit.register(stop_all_served)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_soak.driver.targets import stop_all_served
+
+    stop_all_served()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    duration = _duration_option(config)
+    extra = f", duration {duration:g}s" if duration is not None else ""
+    return f"soak: mode {_mode_option(config)}{extra}"
+
+
+def _mode_option(config: pytest.Config) -> str:
+    value = config.getoption("soak_mode")
+    if value is None:
+        value = _mode(str(config.getini("soak_mode") or "quick"))
+    return str(value)
+
+
+def _duration_option(config: pytest.Config) -> float | None:
+    value = config.getoption("soak_duration")
+    if value is None and config.getini("soak_duration"):
+        value = _duration(str(config.getini("soak_duration")))
+    return None if value is None else float(value)
+
+
+def _allowed_hosts(config: pytest.Config) -> tuple[str, ...]:
+    hosts = list(config.getoption("soak_allow_hosts") or [])
+    hosts.extend(str(h) for h in config.getini("soak_allow_hosts"))
+    return tuple(hosts)
+
+
+def _ini_defaults(config: pytest.Config) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for line in config.getini("soak_defaults"):
+        key, sep, raw = str(line).partition("=")
+        if not sep:
+            raise pytest.UsageError(f"ini soak_defaults line {line!r} is not 'key = value'")
+        defaults[key.strip()] = _literal(raw.strip())
+    return defaults
+
+
+def _literal(raw: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
+
+
+def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    """Suite ini defaults, then module/class marks, then the test's own mark (closest wins)."""
+    merged = _ini_defaults(item.config)
+    for mark in reversed(list(item.iter_markers("soak"))):
+        if mark.args:
+            raise SoakError(
+                f"@pytest.mark.soak takes keyword arguments only, got positional {mark.args!r}; "
+                "write e.g. @pytest.mark.soak(profile='spike-at-8am', peak_rps=150)"
+            )
+        merged.update(mark.kwargs)
+    return merged
+
+
+@pytest.fixture
+def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
+    """Run soak tests: ``soak.run(app_or_service, traffic)``, ``soak.serve([...])``, ``soak.url(...)``."""
+    from pytest_soak.settings import parse_marker_kwargs, resolve
+    from pytest_soak.soak import Soak
+
+    item = request.node
+    config = request.config
+    marker = _marker_kwargs(item)
+    parse_marker_kwargs(marker)
+    mode = _mode_option(config)
+    duration = _duration_option(config)
+    hosts = _allowed_hosts(config)
+
+    def resolve_settings(overrides: Mapping[str, Any]) -> Settings:
+        return resolve(
+            marker, mode=mode, duration_override=duration, allowed_hosts=hosts, overrides=overrides
+        )
+
+    if "peak_rps" in marker or "profile" in marker:
+        resolve_settings({})  # a bad marker fails at setup, before any load
+    results = config.stash[RESULTS_KEY]
+    runner = Soak(
+        resolve_settings,
+        test_id=item.nodeid,
+        base_dir=Path(str(request.path)).parent,
+        allowed_hosts=hosts,
+        on_result=results.append,
+    )
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture
+def replay_traffic(request: pytest.FixtureRequest) -> Callable[..., Traffic]:
+    """Load a traffic file (path relative to the test file) into an immutable ``Traffic``;
+    keyword filters as ``Traffic.filter`` (include/exclude endpoints, methods, headers)."""
+    from pytest_soak.traffic import load_traffic
+
+    base = Path(str(request.path)).parent
+    cache = request.config.stash[TRAFFIC_CACHE_KEY]
+
+    def load(path: str | os.PathLike[str], **filters: Any) -> Traffic:
+        __tracebackhide__ = True
+        full = (base / Path(path)).resolve()
+        try:
+            stat = full.stat()
+            key = (str(full), stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = None
+        try:
+            traffic = cache.get(key) if key else None
+            if traffic is None:
+                traffic = load_traffic(full)
+                if key:
+                    cache[key] = traffic
+            return traffic.filter(**filters) if filters else traffic
+        except SoakError as exc:
+            raise type(exc)(str(exc)) from None
+
+    return load
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, SoakError):
+        # Bad input (traffic, profile, marker, service): the message says it all; our internal
+        # frames would only hide it.
+        location = f"{item.nodeid}"
+        report.longrepr = f"{location}: {type(excinfo.value).__name__}: {excinfo.value}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS_KEY, [])
+    if not results:
+        return
+    from pytest_soak.report.terminal import summary_lines
+
+    terminalreporter.write_sep("=", "soak summary")
+    for line in summary_lines(results):
+        terminalreporter.write_line(line)
+    path = config.getoption("soak_json") or config.getini("soak_json")
+    if path:
+        from pytest_soak.report.json_report import write_json
+
+        written = write_json(Path(str(path)), results)
+        terminalreporter.write_line(f"soak results written to {written}")

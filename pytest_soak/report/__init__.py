@@ -1,0 +1,1 @@
+"""Rendering of results: failure text, terminal summary, JSON."""

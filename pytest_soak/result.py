@@ -1,0 +1,55 @@
+"""``SoakResult``: what ``soak.run`` returns: the verdict, the run, the analysis, the samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_soak.analysis import Analysis
+from pytest_soak.driver.run import Run
+
+FAILING_VERDICTS = ("leak", "error")
+
+
+@dataclass
+class SoakResult:
+    test_id: str
+    verdict: str  # ok | inconclusive | suspicious | leak | error
+    reason: str
+    mode: str
+    settings: dict[str, Any]
+    run: Run
+    analysis: Analysis
+    floors: list[dict[str, float]]
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    harness: dict[str, float] = field(default_factory=dict)
+    traffic: dict[str, Any] = field(default_factory=dict)
+    service_output: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING_VERDICTS
+
+    @property
+    def growth_per_request(self) -> float:
+        primary = self.analysis.primary
+        return primary.slope if primary is not None else 0.0
+
+    @property
+    def growth(self) -> float:
+        primary = self.analysis.primary
+        return primary.growth if primary is not None else 0.0
+
+    def explain(self) -> str:
+        """The full failure text: verdict, limits vs observed, phase table, sites, notes."""
+        from pytest_soak.report.failure import render_explanation
+
+        return render_explanation(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        from pytest_soak.report.json_report import result_to_dict
+
+        return result_to_dict(self)
+
+    def __repr__(self) -> str:
+        return f"<SoakResult {self.test_id or '?'} verdict={self.verdict} requests={self.run.sent}>"

@@ -1,0 +1,137 @@
+"""The shape and limits of one soak run, resolved from the marker, the ini file and options.
+
+``@pytest.mark.soak(...)`` keyword arguments are validated here so that a typo or a bad value
+is reported with its name and what is accepted, before any load is sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_soak.errors import ProfileError, SoakError
+from pytest_soak.profiles import Profile, get_profile
+from pytest_soak.units import parse_duration, parse_size
+
+MODES = ("quick", "nightly")
+#: Wall time of a compressed run when neither the marker nor --soak-duration says.
+DEFAULT_DURATIONS = {"quick": 60.0, "nightly": 2 * 3600.0}
+#: Measured repetitions (segments between floors) after the warm-up.
+MEASURED_SEGMENTS = {"quick": 12, "nightly": 24}
+#: Sampling interval of the steady memory sampler.
+SAMPLE_INTERVALS = {"quick": 0.1, "nightly": 1.0}
+
+MARKER_KEYS = (
+    "baseline",
+    "concurrency",
+    "duration",
+    "max_growth",
+    "max_growth_per_request",
+    "peak_rps",
+    "profile",
+    "seed",
+    "tolerance",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    peak_rps: float
+    duration: float
+    mode: str = "quick"
+    concurrency: int = 256
+    max_growth: float | None = None
+    max_growth_per_request: float | None = None
+    tolerance: str | None = None
+    baseline: bool = True
+    seed: int = 0
+    allowed_hosts: tuple[str, ...] = ()
+    measured_segments: int = 12
+    sample_interval: float = 0.1
+    tracemalloc_frames: int = 1  # the measured run: cheap; attribution goes deeper
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_marker_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the marker's keyword arguments; unknown names are an error, not ignored."""
+    unknown = sorted(set(kwargs) - set(MARKER_KEYS))
+    if unknown:
+        import difflib
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, MARKER_KEYS, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise SoakError(
+            f"@pytest.mark.soak got unknown argument {', '.join(hints)}; "
+            f"accepted: {', '.join(MARKER_KEYS)}"
+        )
+    return dict(kwargs)
+
+
+def resolve(
+    marker: Mapping[str, Any],
+    *,
+    mode: str,
+    duration_override: float | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge marker keywords (module marks first, test marks win) with the mode's defaults."""
+    values = dict(parse_marker_kwargs(marker))
+    values.update(overrides or {})
+    if mode not in MODES:
+        raise SoakError(f"soak mode={mode!r} is not one of: {', '.join(MODES)}")
+    profile = get_profile(values.get("profile", "constant"))
+    if "peak_rps" in values:
+        peak = _positive_number(
+            values["peak_rps"], "peak_rps", "requests per second at the profile's peak"
+        )
+    elif profile.peak is not None:
+        peak = profile.peak
+    else:
+        raise ProfileError(
+            "peak_rps is missing: say how many requests per second the profile's peak is, e.g. "
+            "@pytest.mark.soak(profile='spike-at-8am', peak_rps=150)"
+        )
+    if duration_override is not None:
+        duration = duration_override
+    elif "duration" in values:
+        duration = parse_duration(values["duration"], name="duration")
+    else:
+        duration = DEFAULT_DURATIONS[mode]
+    concurrency = int(
+        _positive_number(values.get("concurrency", 256), "concurrency", "requests in flight")
+    )
+    return Settings(
+        profile=profile,
+        peak_rps=peak,
+        duration=duration,
+        mode=mode,
+        concurrency=concurrency,
+        max_growth=_size_or_none(values.get("max_growth"), "max_growth"),
+        max_growth_per_request=_size_or_none(
+            values.get("max_growth_per_request"), "max_growth_per_request"
+        ),
+        tolerance=None if values.get("tolerance") is None else str(values["tolerance"]),
+        baseline=bool(values.get("baseline", True)),
+        seed=int(values.get("seed", 0)),
+        allowed_hosts=allowed_hosts,
+        measured_segments=MEASURED_SEGMENTS[mode],
+        sample_interval=SAMPLE_INTERVALS[mode],
+    )
+
+
+def _positive_number(value: Any, name: str, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SoakError(f"{name}={value!r} must be a number ({meaning})")
+    if value <= 0:
+        raise SoakError(f"{name}={value!r} must be greater than 0 ({meaning})")
+    return float(value)
+
+
+def _size_or_none(value: Any, name: str) -> float | None:
+    return None if value is None else parse_size(value, name=name)

@@ -1,0 +1,115 @@
+"""``Soak``: the object behind the ``soak`` fixture — ``run``, ``serve`` and ``url``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
+from pytest_soak.errors import SoakError, SoakFailure
+from pytest_soak.result import SoakResult
+from pytest_soak.runner import run_soak
+from pytest_soak.settings import Settings
+from pytest_soak.traffic import Traffic, load_traffic
+
+
+class Soak:
+    """Runs soak tests for one test item. Made by the ``soak`` fixture."""
+
+    def __init__(
+        self,
+        resolve: Callable[[Mapping[str, Any]], Settings],
+        *,
+        test_id: str,
+        base_dir: Path,
+        allowed_hosts: Sequence[str] = (),
+        on_result: Callable[[SoakResult], None] | None = None,
+    ) -> None:
+        self._resolve = resolve
+        self.test_id = test_id
+        self.base_dir = base_dir
+        self.allowed_hosts = tuple(allowed_hosts)
+        self._on_result = on_result
+        self._served: list[ServedProcess] = []
+        self.results: list[SoakResult] = []
+
+    @property
+    def settings(self) -> Settings:
+        """The run's settings from the marker, ini and options (raises on a bad marker)."""
+        return self._resolve({})
+
+    def run(
+        self,
+        target: object,
+        traffic: Traffic | str | os.PathLike[str],
+        *,
+        check: bool = True,
+        **overrides: Any,
+    ) -> SoakResult:
+        """Replay ``traffic`` against ``target``, sample memory, judge.
+
+        ``target``: an ASGI or WSGI app, ``soak.serve(...)``, ``soak.url(...)`` or a URL.
+        Keyword overrides take the marker's names (``peak_rps=50``, ``duration="20s"``).
+        Raises ``SoakFailure`` (an AssertionError) on a leak unless ``check=False``.
+        """
+        __tracebackhide__ = True
+        try:
+            settings = self._resolve(overrides)
+            if not isinstance(traffic, Traffic):
+                traffic = load_traffic(self.base_dir / Path(traffic))
+            result = run_soak(target, traffic, settings, test_id=self.test_id, check=False)
+        except SoakError as exc:
+            raise _fresh(exc) from None
+        self.results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)
+        if check and result.failed:
+            raise SoakFailure(result.explain())
+        return result
+
+    def serve(
+        self,
+        command: Sequence[str] | str,
+        *,
+        env: Mapping[str, str] | None = None,
+        ready: str | None = "/health",
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> ServedProcess:
+        """Start a service on a free loopback port (``{port}`` in the command is replaced),
+        wait until ``ready`` answers, and stop it with its children when the test ends."""
+        __tracebackhide__ = True
+        try:
+            served = ServedProcess(
+                command,
+                env=env,
+                ready=ready,
+                cwd=cwd if cwd is not None else self.base_dir,
+                ready_timeout=timeout,
+            )
+        except SoakError as exc:
+            raise _fresh(exc) from None
+        self._served.append(served)
+        return served
+
+    def url(self, url: str, *, pid: int | Sequence[int] | None = None) -> UrlTarget:
+        """A running service at ``url`` (loopback unless allowed); ``pid`` is what to watch."""
+        __tracebackhide__ = True
+        try:
+            check_host_allowed(url, self.allowed_hosts)
+        except SoakError as exc:
+            raise _fresh(exc) from None
+        pids = [] if pid is None else [pid] if isinstance(pid, int) else list(pid)
+        return UrlTarget(url, pids)
+
+    def close(self) -> None:
+        for served in self._served:
+            served.stop()
+        self._served.clear()
+
+
+def _fresh(exc: SoakError) -> SoakError:
+    """The same error without our internal frames: the user sees their line and the message."""
+    return type(exc)(str(exc))

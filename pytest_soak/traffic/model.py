@@ -1,0 +1,158 @@
+"""The immutable model of recorded traffic: ``Exchange`` (one request, maybe its response) and
+``Traffic`` (an ordered, validated sequence of them, with where it came from)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import overload
+from urllib.parse import urlsplit
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    """What the service answered when the traffic was recorded."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One recorded request (and its recorded response when the format has it).
+
+    ``offset`` is seconds since the first exchange of the recording (non-decreasing along a
+    ``Traffic``); ``target`` is path plus query (``/cart?id=1``); ``headers`` keep their recorded
+    order and case, without HTTP/2 pseudo-headers; ``source`` says where it came from in the file
+    (``"entry 41"``, ``"line 12"``, ``"payload 3"``) so messages can point at it.
+    """
+
+    offset: float
+    method: str
+    target: str
+    headers: Headers = ()
+    body: bytes = b""
+    response: RecordedResponse | None = None
+    host: str | None = None
+    source: str = ""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path or "/"
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.target).query
+
+    @property
+    def endpoint(self) -> str:
+        """``METHOD /templated/path``, e.g. ``DELETE /cart/delete/{id}``."""
+        from pytest_soak.traffic.endpoints import template_path
+
+        return f"{self.method} {template_path(self.path)}"
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An entry of the file that was deliberately not loaded, and why (reported, never silent)."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Traffic(Sequence[Exchange]):
+    """An immutable, ordered sequence of recorded exchanges loaded from ``path``."""
+
+    exchanges: tuple[Exchange, ...]
+    path: str = "<memory>"
+    format: str = "memory"
+    skipped: tuple[Skipped, ...] = ()
+    _endpoint_cache: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @overload
+    def __getitem__(self, index: int) -> Exchange: ...
+    @overload
+    def __getitem__(self, index: slice) -> Traffic: ...
+    def __getitem__(self, index: int | slice) -> Exchange | Traffic:
+        if isinstance(index, slice):
+            return self._derive(self.exchanges[index])
+        return self.exchanges[index]
+
+    def __len__(self) -> int:
+        return len(self.exchanges)
+
+    def __iter__(self) -> Iterator[Exchange]:
+        return iter(self.exchanges)
+
+    def __repr__(self) -> str:
+        return f"<Traffic {self.path!r} format={self.format} exchanges={len(self)}>"
+
+    @property
+    def span(self) -> float:
+        """Seconds from the first to the last recorded request."""
+        if not self.exchanges:
+            return 0.0
+        return self.exchanges[-1].offset - self.exchanges[0].offset
+
+    def endpoints(self) -> dict[str, int]:
+        """Request count per endpoint (``METHOD /templated/path``), most frequent first."""
+        counts = Counter(exchange.endpoint for exchange in self.exchanges)
+        return dict(counts.most_common())
+
+    def where(self, predicate: Callable[[Exchange], bool]) -> Traffic:
+        """A new ``Traffic`` with the exchanges for which ``predicate`` is true."""
+        return self._derive(tuple(e for e in self.exchanges if predicate(e)))
+
+    def filter(
+        self,
+        *,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        methods: str | Iterable[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Traffic:
+        """Keep exchanges by endpoint template, method and header values.
+
+        ``include``/``exclude`` take paths or templates (``/cart/delete/{id}``), optionally
+        prefixed with a method (``"DELETE /cart/delete/{id}"``); ``*`` in a segment matches any
+        segment and a trailing ``/**`` any rest of the path.
+        """
+        from pytest_soak.traffic.endpoints import EndpointPattern
+
+        def as_list(value: str | Iterable[str] | None) -> list[str]:
+            if value is None:
+                return []
+            if isinstance(value, str):
+                return [value]
+            return list(value)
+
+        included = [EndpointPattern.parse(p) for p in as_list(include)]
+        excluded = [EndpointPattern.parse(p) for p in as_list(exclude)]
+        wanted_methods = {m.upper() for m in as_list(methods)}
+        wanted_headers = {k.lower(): v for k, v in (headers or {}).items()}
+
+        def keep(exchange: Exchange) -> bool:
+            if wanted_methods and exchange.method not in wanted_methods:
+                return False
+            if included and not any(p.matches(exchange.method, exchange.path) for p in included):
+                return False
+            if any(p.matches(exchange.method, exchange.path) for p in excluded):
+                return False
+            return all(exchange.header(k) == v for k, v in wanted_headers.items())
+
+        return self.where(keep)
+
+    def _derive(self, exchanges: tuple[Exchange, ...]) -> Traffic:
+        return Traffic(exchanges, path=self.path, format=self.format, skipped=self.skipped)

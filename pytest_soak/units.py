@@ -1,0 +1,124 @@
+"""Parsing and formatting of sizes ("5MB", "64B"), durations ("90s", "10m") and rates."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pytest_soak.errors import SoakError
+
+_SIZE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ki": 1024,
+    "kib": 1024,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "ti": 1024**4,
+    "tib": 1024**4,
+}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_size(value: str | int | float, *, name: str = "size") -> float:
+    """Return bytes for ``value``: a number of bytes or a string like ``"64B"``, ``"5MB"``, ``"1.5MiB"``.
+
+    ``KB``/``MB`` are decimal (1000), ``KiB``/``MiB`` binary (1024), as in pytest-memray's docs.
+    """
+    if isinstance(value, bool):
+        raise SoakError(
+            f"{name}={value!r} is not a size; use bytes or a string like '64B' or '5MB'"
+        )
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise SoakError(f"{name}={value!r} must be a finite, non-negative number of bytes")
+        return float(value)
+    match = _SIZE_RE.match(str(value))
+    if match is None or match.group(2).lower() not in _SIZE_FACTORS:
+        raise SoakError(
+            f"{name}={value!r} is not a size; use a number of bytes or a string like "
+            "'64B', '512KB', '5MB', '1.5MiB'"
+        )
+    amount = float(match.group(1))
+    if amount < 0:
+        raise SoakError(f"{name}={value!r} must not be negative")
+    return amount * _SIZE_FACTORS[match.group(2).lower()]
+
+
+def parse_duration(value: str | int | float, *, name: str = "duration") -> float:
+    """Return seconds for ``value``: a number of seconds or a string like ``"90s"``, ``"10m"``, ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise SoakError(f"{name}={value!r} is not a duration; use seconds or '90s', '10m', '2h'")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            raise SoakError(f"{name}={value!r} must be a positive number of seconds")
+        return float(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        seconds = float(text)
+    else:
+        pos = 0
+        seconds = 0.0
+        for match in _DURATION_RE.finditer(text):
+            if match.start() != pos and text[pos : match.start()].strip():
+                break
+            seconds += float(match.group(1)) * _DURATION_FACTORS[match.group(2).lower()]
+            pos = match.end()
+        if pos == 0 or text[pos:].strip():
+            raise SoakError(
+                f"{name}={value!r} is not a duration; use seconds or a string like "
+                "'500ms', '90s', '10m', '1h30m'"
+            )
+    if seconds <= 0:
+        raise SoakError(f"{name}={value!r} must be longer than zero")
+    return seconds
+
+
+def format_bytes(value: float, *, signed: bool = False) -> str:
+    """Human binary units: ``format_bytes(3_300_000) == '3.1 MiB'``."""
+    sign = ""
+    if value < 0:
+        sign = "-"
+    elif signed and value > 0:
+        sign = "+"
+    magnitude = abs(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if magnitude < 1024 or unit == "GiB":
+            if unit == "B":
+                return f"{sign}{magnitude:.0f} {unit}"
+            return f"{sign}{magnitude:.1f} {unit}"
+        magnitude /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_duration(seconds: float) -> str:
+    """``format_duration(5400) == '1h30m'``; below a minute, seconds with one decimal."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def format_ms(seconds: float) -> str:
+    """Latency in milliseconds with a precision that fits its size."""
+    ms = seconds * 1000
+    if ms < 10:
+        return f"{ms:.2f}ms"
+    if ms < 100:
+        return f"{ms:.1f}ms"
+    return f"{ms:.0f}ms"

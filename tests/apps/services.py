@@ -1,0 +1,125 @@
+"""Small ASGI services with known memory behaviour, for the soak tests of pytest-soak itself.
+
+Each is a real ASGI app (Starlette); ``native_service`` is also run under uvicorn in its own
+process. None of them is a mock of pytest-soak: they are what the tool is pointed at.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import gc
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def leaky_app(bytes_per_request: int = 2048) -> Starlette:
+    """Keeps a ``bytes_per_request`` buffer per ``GET /item/{id}`` forever (a Python-level leak)."""
+    kept: list[bytes] = []
+
+    def remember(item_id: str) -> None:
+        kept.append(item_id.encode() * (bytes_per_request // max(1, len(item_id))))
+
+    async def item(request: Request) -> Response:
+        remember(request.path_params["item_id"])
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+def healthy_app() -> Starlette:
+    """Allocates per request and frees everything."""
+
+    async def item(request: Request) -> Response:
+        scratch = [request.path_params["item_id"] * 10 for _ in range(50)]
+        return JSONResponse({"id": request.path_params["item_id"], "n": len(scratch)})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+def cache_app(max_entries: int = 1200, entry_bytes: int = 1024) -> Starlette:
+    """An LRU cache keyed by item id: grows while new ids arrive, then stays at ``max_entries``."""
+    cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+
+    async def item(request: Request) -> Response:
+        item_id = request.path_params["item_id"]
+        if item_id in cache:
+            cache.move_to_end(item_id)
+        else:
+            cache[item_id] = os.urandom(entry_bytes)
+            if len(cache) > max_entries:
+                cache.popitem(last=False)
+        return JSONResponse({"id": item_id, "cached": len(cache)})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+class _Node:
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.other: _Node | None = None
+
+
+def late_gc_app(cycle_bytes: int = 4096) -> Starlette:
+    """Makes reference cycles on every request and turns automatic gc off while it serves, so
+    garbage piles up until a collection: memory saws up and down, nothing is retained."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    async def item(request: Request) -> Response:
+        a, b = _Node(os.urandom(cycle_bytes)), _Node(b"")
+        a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(
+        routes=[Route("/health", health), Route("/item/{item_id}", item)], lifespan=lifespan
+    )
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+_libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+
+
+def native_app() -> Starlette:
+    """``GET /item/{id}`` mallocs ``NATIVE_LEAK_BYTES`` (default 4096) of C memory and touches
+    it; with ``NATIVE_LEAK=1`` it never frees it — a leak tracemalloc cannot see."""
+    size = int(os.environ.get("NATIVE_LEAK_BYTES", "4096"))
+    leak = os.environ.get("NATIVE_LEAK", "") == "1"
+
+    async def item(request: Request) -> Response:
+        pointer = _libc.malloc(size)
+        _libc.memset(pointer, 7, size)
+        if not leak:
+            _libc.free(pointer)
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+def crashing_app_main() -> None:  # pragma: no cover - run as a subprocess
+    raise SystemExit("configuration error: DATABASE_URL is not set")
+
+
+native_service = native_app()

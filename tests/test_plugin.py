@@ -1,0 +1,293 @@
+"""pytest-soak as a user meets it: pytester runs of real soak tests against real services."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import uuid
+
+import psutil
+import pytest
+
+FAST = ("--soak-duration=8s", "-p", "no:cacheprovider")
+
+
+def _module(body: str) -> str:
+    return textwrap.dedent(body).lstrip()
+
+
+def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*memory soak tests (pytest-soak)*",
+            "*--soak-mode=quick|nightly*",
+            "*--soak-duration=DURATION*",
+            "*--soak-json=PATH*",
+            "*--soak-allow-host=HOST*",
+            "*soak_mode *default --soak-mode*",
+            "*soak_defaults *",
+        ]
+    )
+
+
+def test_marker_is_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.soak(profile=..., peak_rps=..., *"])
+
+
+def test_a_leaking_app_fails_with_an_explained_verdict(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_leak=_module(
+            """
+            import pytest
+            from apps.services import leaky_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=100)
+            def test_leaks(soak, replay_traffic):
+                soak.run(leaky_app(2048), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*SoakFailure: soak verdict: LEAK*floors rose in every repetition*",
+            "*Python heap (tracemalloc): limit max_growth_per_request=0 B*",
+            "*Python heap (tracemalloc): observed *KiB/request*",
+            "phase *requests*rps target/got*p50*p95*p99*errors*late*heap start*floor growth",
+            "steady *",
+            "top allocation sites that grew*",
+            "*apps/services.py:* in remember: kept.append(*",
+            "*soak summary*",
+            "test_leak.py::test_leaks *LEAK*heap*KiB*",
+        ]
+    )
+    per_request = [line for line in result.outlines if "observed" in line and "/request" in line]
+    observed = per_request[0].split("observed ")[1].split("/request")[0]
+    assert observed.endswith("KiB")
+    assert 1.6 <= float(observed.split()[0]) <= 2.6  # 2 KiB a request, within the estimate's noise
+
+
+def test_a_healthy_app_passes(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_ok=_module(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="spike-at-8am", peak_rps=120)
+            def test_ok(soak, replay_traffic):
+                result = soak.run(healthy_app(), replay_traffic("items.jsonl"))
+                assert result.verdict == "ok", result.explain()
+                assert [p.name for p in result.analysis.phases] == [
+                    "night", "spike", "sustained", "decline", "late-night"]
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*soak summary*", "test_ok.py::test_ok *OK*heap*"])
+
+
+@pytest.mark.parametrize("service", ["cache_app(max_entries=700)", "late_gc_app()"])
+def test_plateauing_cache_and_late_gc_are_not_leaks(soak_project: pytest.Pytester, service: str) -> None:
+    """1,440 requests over 1,500 ids: the cache fills past the warm-up (576 requests) and hits
+    its cap of 700 in the measured part, then stays there."""
+    soak_project.makefile(".jsonl", ids=_item_lines(1500))
+    soak_project.makepyfile(
+        test_svc=_module(
+            f"""
+            import pytest
+            from apps.services import cache_app, late_gc_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=120)
+            def test_svc(soak, replay_traffic):
+                result = soak.run({service}, replay_traffic("ids.jsonl"))
+                assert result.verdict != "leak", result.explain()
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess("--soak-duration=12s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def _item_lines(ids: int) -> str:
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import item_traffic_lines
+
+    return item_traffic_lines(ids)
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('profile="spike-at-9am", peak_rps=10',
+         "*ProfileError: profile='spike-at-9am' is not a built-in profile (did you mean 'spike-at-8am'?)*"),
+        ('profile="constant", peak_rps=0',
+         "*peak_rps=0 must be greater than 0 (requests per second at the profile's peak)*"),
+        ('profile="constant", peak_rsp=10',
+         "*unknown argument 'peak_rsp' (did you mean 'peak_rps'?)*"),
+        ('profile="constant", peak_rps=10, max_growth="5 parsecs"',
+         "*max_growth='5 parsecs' is not a size*"),
+    ],
+)  # fmt: skip
+def test_bad_markers_are_clear_errors_before_any_load(
+    soak_project: pytest.Pytester, marker: str, message: str
+) -> None:
+    soak_project.makepyfile(
+        test_bad=_module(
+            f"""
+            import pytest
+
+            @pytest.mark.soak({marker})
+            def test_bad(soak, replay_traffic):
+                raise AssertionError("must not run")
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+    _assert_no_internal_traceback(result)
+
+
+def _assert_no_internal_traceback(result: pytest.RunResult) -> None:
+    text = result.stdout.str()
+    assert "Traceback" not in text
+    assert "pytest_soak/" not in text, text
+
+
+def test_truncated_har_names_the_file(soak_project: pytest.Pytester) -> None:
+    soak_project.makefile(".har", shop='{"log": {"version": "1.2", "entries": [{"startedDateTime": "2026')
+    soak_project.makepyfile(
+        test_har=_module(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=10)
+            def test_har(soak, replay_traffic):
+                soak.run(healthy_app(), replay_traffic("shop.har"))
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*TrafficFormatError: *shop.har*truncated*"])
+    _assert_no_internal_traceback(result)
+
+
+def test_goreplay_with_a_broken_header_names_the_payload(soak_project: pytest.Pytester) -> None:
+    sep = "\n\U0001f435\U0001f648\U0001f649\n"
+    good = "1 a1 1568139746437296000\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    bad = "1 zz\nGET /cart HTTP/1.1\r\nHost: x\r\n\r\n"
+    (soak_project.path / "capture.gor").write_text(good + sep + bad + sep)
+    soak_project.makepyfile(
+        test_gor=_module(
+            """
+            def test_gor(soak, replay_traffic):
+                replay_traffic("capture.gor")
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*TrafficFormatError: *capture.gor: payload 2*header '1 zz'*"])
+    _assert_no_internal_traceback(result)
+
+
+def test_service_that_exits_at_start_is_a_clear_error_and_leaves_nothing(
+    soak_project: pytest.Pytester,
+) -> None:
+    token = f"soak-crash-{uuid.uuid4().hex[:8]}"
+    soak_project.makepyfile(
+        test_crash=_module(
+            f"""
+            import sys
+
+            def test_crash(soak):
+                soak.serve([sys.executable, "-c",
+                            "import sys; print('{token}: DATABASE_URL is not set'); sys.exit(3)"])
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*DriverError: command=*exited with exit status 3 before it was ready at http://127.0.0.1:*/health*",
+         f"*{token}: DATABASE_URL is not set*"]
+    )  # fmt: skip
+    _assert_no_internal_traceback(result)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if token in " ".join(p.info["cmdline"] or [])]
+
+
+@pytest.mark.parametrize(("leak", "outcome"), [("1", "failed"), ("0", "passed")])
+def test_served_native_leak_is_found_by_rss(soak_project: pytest.Pytester, leak: str, outcome: str) -> None:
+    """A uvicorn service that leaks malloc'd memory tracemalloc cannot see."""
+    soak_project.makepyfile(
+        test_native=_module(
+            f"""
+            import sys
+            import pytest
+
+            @pytest.mark.soak(profile="constant", peak_rps=150)
+            def test_native(soak, replay_traffic):
+                svc = soak.serve(
+                    [sys.executable, "-m", "uvicorn", "apps.services:native_service",
+                     "--port", "{{port}}", "--log-level", "warning"],
+                    env={{"NATIVE_LEAK": "{leak}", "NATIVE_LEAK_BYTES": "8192"}},
+                )
+                soak.run(svc, replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess("--soak-duration=12s", "-p", "no:cacheprovider")
+    result.assert_outcomes(**{outcome: 1})
+    if outcome == "failed":
+        result.stdout.fnmatch_lines(["*soak verdict: LEAK — USS floors rose in every repetition*", "*served process*"])
+
+
+def test_json_results(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_json=_module(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="step", peak_rps=80)
+            def test_json(soak, replay_traffic):
+                soak.run(healthy_app(), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST, "--soak-json=out/soak.json")
+    result.assert_outcomes(passed=1)
+    document = json.loads((soak_project.path / "out" / "soak.json").read_text())
+    [entry] = document["results"]
+    assert entry["test_id"] == "test_json.py::test_json"
+    assert entry["verdict"] == "ok"
+    assert [p["name"] for p in entry["phases"]] == ["step-1", "step-2", "step-3", "step-4"]
+    assert sum(p["requests"] for p in entry["phases"]) == entry["run"]["sent"] > 0
+    assert len(entry["checkpoints"]) == 14
+    assert all("heap" in cp["floor"] for cp in entry["checkpoints"])
+
+
+def test_non_loopback_targets_are_refused_unless_allowed(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_host=_module(
+            """
+            def test_host(soak):
+                soak.url("http://shop.example.com:8080", pid=1)
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*DriverError: url='http://shop.example.com:8080': refusing to send traffic to non-loopback host*--soak-allow-host=shop.example.com*"]
+    )
+    allowed = soak_project.runpytest(*FAST, "--soak-allow-host=shop.example.com")
+    allowed.assert_outcomes(passed=1)
