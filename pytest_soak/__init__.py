@@ -1,5 +1,63 @@
-"""pytest-soak: memory soak tests of web services inside pytest."""
+"""pytest-soak: memory soak tests of web services inside pytest.
+
+Replay recorded production traffic against a service, shaped by a ramp profile and compressed
+into a minute on pull requests or hours at night; sample memory per phase; fail the test when
+memory grows like a leak. See README.md.
+
+``import pytest_soak`` stays cheap: names that pull in the driver or SciPy load on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pytest_soak.errors import (
+    BaselineError,
+    DriverError,
+    MockError,
+    ProfileError,
+    SoakError,
+    SoakFailure,
+    TrafficFormatError,
+)
+from pytest_soak.profiles import Phase, Profile
+
+if TYPE_CHECKING:
+    from pytest_soak.result import SoakResult
+    from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "BaselineError",
+    "DriverError",
+    "Exchange",
+    "MockError",
+    "Phase",
+    "Profile",
+    "ProfileError",
+    "RecordedResponse",
+    "SoakError",
+    "SoakFailure",
+    "SoakResult",
+    "Traffic",
+    "TrafficFormatError",
+    "__version__",
+    "load_traffic",
+]
+
+_LAZY = {
+    "Exchange": "pytest_soak.traffic",
+    "RecordedResponse": "pytest_soak.traffic",
+    "SoakResult": "pytest_soak.result",
+    "Traffic": "pytest_soak.traffic",
+    "load_traffic": "pytest_soak.traffic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_soak' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -17,6 +17,7 @@ The leak rule (docs/leak-rule.md has the reasoning and the measurements):
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -143,7 +144,7 @@ def judge_metric(
             p_value = 1.0
     half = n // 2
     second = float(stats.theilslopes(ys[half:], xs[half:]).slope) if n - half >= 3 else slope
-    deltas = [b - a for a, b in zip(ys, ys[1:])]
+    deltas = [b - a for a, b in itertools.pairwise(ys)]
     median_delta = statistics.median(deltas)
     mad = statistics.median(abs(d - median_delta) for d in deltas)
     noise = max(NOISE_FLOORS.get(metric, 0.0), MAD_FACTOR * mad)
@@ -206,10 +207,10 @@ def _grew_every_repetition(floors: Sequence[float]) -> bool:
     above the previous group's lowest (regrtest's "every run leaked", robust to one noisy read)."""
     size = len(floors) // REPETITIONS
     if size < 1:
-        return all(b > a for a, b in zip(floors, floors[1:]))
+        return all(b > a for a, b in itertools.pairwise(floors))
     groups = [floors[i * size : (i + 1) * size] for i in range(REPETITIONS)]
     lows = [min(g) for g in groups]
-    return all(b > a for a, b in zip(lows, lows[1:]))
+    return all(b > a for a, b in itertools.pairwise(lows))
 
 
 def summarize_phases(

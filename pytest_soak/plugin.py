@@ -172,7 +172,7 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
-    """Run soak tests: ``soak.run(app_or_service, traffic)``, ``soak.serve([...])``, ``soak.url(...)``."""
+    """Soak tests: ``soak.run(app_or_service, traffic)``, ``soak.serve([...])``, ``soak.url()``."""
     from pytest_soak.settings import parse_marker_kwargs, resolve
     from pytest_soak.soak import Soak
 

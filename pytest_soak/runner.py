@@ -121,9 +121,7 @@ def run_soak(
                 sites, replayed = await attribute(
                     resolved, traffic, session.heap, start=run.sent, count=segment
                 )
-                analysis = dataclasses.replace(
-                    analysis, sites=sites, attribution_requests=replayed
-                )
+                analysis = dataclasses.replace(analysis, sites=sites, attribution_requests=replayed)
             return run, analysis
         finally:
             await resolved.after_run()

@@ -33,7 +33,7 @@ _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
 
 
 def parse_size(value: str | int | float, *, name: str = "size") -> float:
-    """Return bytes for ``value``: a number of bytes or a string like ``"64B"``, ``"5MB"``, ``"1.5MiB"``.
+    """Bytes for ``value``: a number of bytes or a string like ``"64B"``, ``"5MB"``, ``"1.5MiB"``.
 
     ``KB``/``MB`` are decimal (1000), ``KiB``/``MiB`` binary (1024), as in pytest-memray's docs.
     """
@@ -58,7 +58,7 @@ def parse_size(value: str | int | float, *, name: str = "size") -> float:
 
 
 def parse_duration(value: str | int | float, *, name: str = "duration") -> float:
-    """Return seconds for ``value``: a number of seconds or a string like ``"90s"``, ``"10m"``, ``"1h30m"``."""
+    """Seconds for ``value``: a number or a string like ``"90s"``, ``"10m"``, ``"1h30m"``."""
     if isinstance(value, bool):
         raise SoakError(f"{name}={value!r} is not a duration; use seconds or '90s', '10m', '2h'")
     if isinstance(value, (int, float)):

@@ -27,7 +27,9 @@ def test_merge_equals_recording_everything_once() -> None:
         both.record(n / 1000)
     a.merge(b)
     assert a.count == both.count
-    assert [a.percentile(q) for q in (10, 50, 90, 99)] == [both.percentile(q) for q in (10, 50, 90, 99)]
+    assert [a.percentile(q) for q in (10, 50, 90, 99)] == [
+        both.percentile(q) for q in (10, 50, 90, 99)
+    ]
 
 
 def test_extremes_and_empty() -> None:

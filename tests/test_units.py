@@ -25,7 +25,15 @@ def test_parse_size_rejects_with_the_name(bad: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", 90), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5), ("2h", 7200), (45, 45), ("12", 12)],
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        ("2h", 7200),
+        (45, 45),
+        ("12", 12),
+    ],
 )
 def test_parse_duration(text: str | int, expected: float) -> None:
     assert parse_duration(text) == pytest.approx(expected)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from shop.app import PRODUCTS, create_app
 
 HERE = Path(__file__).parent
@@ -40,7 +39,13 @@ def shopper_session(rng: random.Random, n: int) -> list[tuple[str, str, Any]]:
     steps.append(("GET", f"/products/{rng.choice(list(PRODUCTS))}", None))
     steps.append(("POST", f"/cart/{cart}", None))
     for _ in range(rng.randint(1, 3)):
-        steps.append(("POST", f"/cart/{cart}/items", {"product": rng.choice(list(PRODUCTS)), "qty": rng.randint(1, 3)}))
+        steps.append(
+            (
+                "POST",
+                f"/cart/{cart}/items",
+                {"product": rng.choice(list(PRODUCTS)), "qty": rng.randint(1, 3)},
+            )
+        )
     steps.append(("GET", f"/cart/{cart}", None))
     steps.append(("DELETE", f"/cart/delete/{cart}", None))
     if rng.random() < 0.4:
@@ -76,7 +81,9 @@ async def record() -> dict[str, Any]:
             response = await client.request(method, target, content=body, headers=headers)
             if not WINDOW[0] <= t < WINDOW[1]:
                 continue  # the app saw it, the capture did not
-            entries.append(har_entry(start + timedelta(seconds=t), method, target, headers, body, response))
+            entries.append(
+                har_entry(start + timedelta(seconds=t), method, target, headers, body, response)
+            )
     return {
         "log": {
             "version": "1.2",
@@ -87,7 +94,12 @@ async def record() -> dict[str, Any]:
 
 
 def har_entry(
-    when: datetime, method: str, target: str, headers: dict[str, str], body: str | None, response: httpx.Response
+    when: datetime,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: str | None,
+    response: httpx.Response,
 ) -> dict[str, Any]:
     url = "https://shop.example" + target
     request: dict[str, Any] = {
@@ -112,13 +124,25 @@ def har_entry(
             "httpVersion": "HTTP/1.1",
             "headers": [{"name": k, "value": v} for k, v in response.headers.items()],
             "cookies": [],
-            "content": {"size": len(response.content), "mimeType": response.headers.get("content-type", ""), "text": response.text},
+            "content": {
+                "size": len(response.content),
+                "mimeType": response.headers.get("content-type", ""),
+                "text": response.text,
+            },
             "redirectURL": "",
             "headersSize": -1,
             "bodySize": len(response.content),
         },
         "cache": {},
-        "timings": {"send": 0, "wait": 2, "receive": 0, "blocked": -1, "dns": -1, "connect": -1, "ssl": -1},
+        "timings": {
+            "send": 0,
+            "wait": 2,
+            "receive": 0,
+            "blocked": -1,
+            "dns": -1,
+            "connect": -1,
+            "ssl": -1,
+        },
     }
 
 

@@ -1,11 +1,10 @@
 """The example soak test: a day of recorded shop traffic, compressed, memory judged.
 
-    pytest examples/webshop                           # healthy shop: passes
-    SHOP_CART_DELETE_BUG=1 pytest examples/webshop    # the cart-delete bug: fails, naming the leak
+pytest examples/webshop                           # healthy shop: passes
+SHOP_CART_DELETE_BUG=1 pytest examples/webshop    # the cart-delete bug: fails, naming the leak
 """
 
 import pytest
-
 from shop.app import app
 
 

@@ -12,7 +12,7 @@ _LOW = 1e-5  # 10 µs: everything faster lands in the first bucket
 _HIGH = 600.0  # 10 min: everything slower lands in the last bucket
 _GROWTH = 1.01  # each bucket is 1% wider than the previous one
 _LOG_GROWTH = math.log(_GROWTH)
-_BUCKETS = int(math.ceil(math.log(_HIGH / _LOW) / _LOG_GROWTH)) + 1
+_BUCKETS = math.ceil(math.log(_HIGH / _LOW) / _LOG_GROWTH) + 1
 
 
 class LatencyHistogram:

@@ -57,10 +57,9 @@ def render_explanation(result: SoakResult) -> str:
             "with 25 frames; harness excluded):"
         )
         for grown in result.analysis.sites:
+            growth = format_bytes(grown.growth, signed=True)
             per_request = format_bytes(grown.growth / replayed)
-            lines.append(
-                f"  {format_bytes(grown.growth, signed=True):>11} ({per_request}/request)  {grown.site}"
-            )
+            lines.append(f"  {growth:>11} ({per_request}/request)  {grown.site}")
     if result.analysis.notes:
         lines.append("")
         lines.extend(f"note: {note}" for note in result.analysis.notes)
@@ -140,7 +139,7 @@ def format_table(rows: list[tuple[str, ...]]) -> list[str]:
     for n, row in enumerate(rows):
         cells = [
             cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths))
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
         if n == 0:

@@ -54,8 +54,8 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
                 "drained": cp.drained,
                 "floor": floor,
             }
-            for cp, floor in zip(run.checkpoints, result.floors)
-        ],  # fmt: skip
+            for cp, floor in zip(run.checkpoints, result.floors, strict=False)
+        ],
         "warmup_checkpoints": result.analysis.warmup_checkpoints,
         "sites": [
             {
@@ -67,7 +67,7 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
                 "size_bytes": s.size,
             }
             for s in result.analysis.sites
-        ],  # fmt: skip
+        ],
         "notes": list(result.analysis.notes),
         "harness": result.harness,
         "samples": [{"t": round(t, 3), **values} for t, values in result.samples],

@@ -1,0 +1,56 @@
+"""The README's main job: the example shop's soak test in quick mode, bug on and bug off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "webshop"
+
+
+def _run_example(bug: bool) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SHOP_CART_DELETE_BUG="1" if bug else "0")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLE),
+            "-p",
+            "no:cacheprovider",
+            "--soak-mode=quick",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_example_with_the_cart_delete_bug_fails_naming_the_leak() -> None:
+    result = _run_example(bug=True)
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "soak verdict: LEAK" in out
+    assert "B/request" in out
+    for phase in ("night", "spike", "sustained", "decline", "late-night"):
+        assert f"\nE       {phase} " in out, phase
+    assert "shop/app.py:" in out and "in _find_cart: missing_cart_report.append(" in out
+    assert "1 failed" in out
+
+
+def test_example_without_the_bug_passes() -> None:
+    result = _run_example(bug=False)
+    assert result.returncode == 0, result.stdout
+    assert "1 passed" in result.stdout
+    summary = [line for line in result.stdout.splitlines() if "test_shop_memory_is_stable" in line]
+    assert summary and " OK " in summary[-1], result.stdout
+
+
+@pytest.fixture(autouse=True)
+def _example_exists() -> None:
+    assert (EXAMPLE / "traffic" / "shop.har").is_file()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest_soak
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert pytest_soak.__all__ == sorted(pytest_soak.__all__)
+    for name in pytest_soak.__all__:
+        assert getattr(pytest_soak, name) is not None
+
+
+def test_soak_failure_is_an_assertion_error() -> None:
+    assert issubclass(pytest_soak.SoakFailure, AssertionError)
+    for error in (
+        pytest_soak.TrafficFormatError,
+        pytest_soak.ProfileError,
+        pytest_soak.DriverError,
+    ):
+        assert issubclass(error, pytest_soak.SoakError)
+
+
+def test_import_is_cheap() -> None:
+    """Having the plugin installed must not load the HTTP client or SciPy into every suite."""
+    code = (
+        "import sys, pytest_soak, pytest_soak.plugin; "
+        "print(sorted(m for m in ('httpx', 'scipy', 'psutil', 'h11') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
