@@ -38,6 +38,7 @@ NOISE_FLOORS: dict[str, float] = {
 MAD_FACTOR = 6.0
 P_LIMIT = 0.01
 REPETITIONS = 4
+MIN_FLOORS = 8  # LEAK-RULE.md: K >= 8 floors after the warm-up
 FLATTENING = 0.5
 
 UNITS = {"heap": "bytes", "rss": "bytes", "uss": "bytes", "blocks": "blocks"}
@@ -128,10 +129,11 @@ def judge_metric(
     n = len(floors)
     measured = int(requests[-1] - requests[0]) if n else 0
     observed = float(floors[-1] - floors[0]) if n else 0.0
-    if n < 4 or measured <= 0:
+    if n < MIN_FLOORS or measured <= 0:
         return MetricJudgement(
-            metric, "ok", f"too few floors to judge ({n})", 0.0, 0.0, observed, 0.0, 1.0, 0.0,
-            False, measured, tuple(floors),
+            metric, "inconclusive",
+            f"too few memory floors to judge ({n}; the rule needs {MIN_FLOORS}): a longer run "
+            "would tell", 0.0, 0.0, observed, 0.0, 1.0, 0.0, False, measured, tuple(floors),
         )  # fmt: skip
     xs = [float(r) for r in requests]
     ys = [float(f) for f in floors]
@@ -203,14 +205,13 @@ def judge_metric(
 
 
 def _grew_every_repetition(floors: Sequence[float]) -> bool:
-    """Split the floors into REPETITIONS consecutive groups; each group's lowest floor must be
-    above the previous group's lowest (regrtest's "every run leaked", robust to one noisy read)."""
-    size = len(floors) // REPETITIONS
-    if size < 1:
-        return all(b > a for a, b in itertools.pairwise(floors))
-    groups = [floors[i * size : (i + 1) * size] for i in range(REPETITIONS)]
-    lows = [min(g) for g in groups]
-    return all(b > a for a, b in itertools.pairwise(lows))
+    """Split the floors into REPETITIONS consecutive groups (sizes differing by at most one,
+    every floor in one); each group's lowest floor must be above the previous group's lowest
+    (regrtest's "every run leaked", robust to one noisy read)."""
+    n = len(floors)
+    bounds = [round(i * n / REPETITIONS) for i in range(REPETITIONS + 1)]
+    lows = [min(floors[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
+    return len(lows) > 1 and all(b > a for a, b in itertools.pairwise(lows))
 
 
 def summarize_phases(
@@ -300,8 +301,10 @@ def analyze(
     sample_metric: str,
     sites: tuple[SiteGrowth, ...] = (),
     secondary: Sequence[str] = (),
+    secondary_reason: str = "a secondary metric",
 ) -> Analysis:
-    """Judge ``metrics`` (any leak fails) and ``secondary`` metrics (at most suspicious)."""
+    """Judge ``metrics`` (any leak fails) and ``secondary`` metrics (at most suspicious, with
+    ``secondary_reason`` saying why they are not judged)."""
     requests = [cp.requests for cp in run.checkpoints]
     judgements: list[MetricJudgement] = []
     notes: list[str] = []
@@ -315,7 +318,7 @@ def analyze(
         if metric in secondary and judgement.verdict == "leak":
             judgement = MetricJudgement(
                 metric, "suspicious",
-                judgement.reason + "; not judged as a leak: in process this includes the harness",
+                f"{judgement.reason}; not judged as a leak: {secondary_reason}",
                 judgement.slope, judgement.growth, judgement.observed_growth, judgement.threshold,
                 judgement.p_value, judgement.second_half_slope, judgement.grew_every_repetition,
                 judgement.requests_measured, judgement.floors,

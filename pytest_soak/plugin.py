@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 RESULTS_KEY = pytest.StashKey[list["SoakResult"]]()
 TRAFFIC_CACHE_KEY = pytest.StashKey[dict[tuple[str, int, int], "Traffic"]]()
+TRAFFIC_FILTERS = ("exclude", "headers", "include", "methods")
+TRAFFIC_CACHE_SIZE = 4
 MARKER_HELP = (
     "soak(profile=..., peak_rps=..., duration=..., concurrency=..., max_growth=..., "
-    "max_growth_per_request=..., tolerance=..., baseline=..., seed=...): shape and limits of "
-    "this test's soak run (pytest-soak)"
+    "max_growth_per_request=..., seed=...): shape and limits of this test's soak run "
+    "(pytest-soak)"
 )
 
 
@@ -68,7 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DURATION",
         help="wall time of every soak run, overriding the mode and markers (e.g. 20s, 10m).",
     )
-    parser.addini("soak_duration", "default --soak-duration", default=None)
+    parser.addini(
+        "soak_duration", "wall time of soak runs whose marker sets no duration", default=None
+    )
     group.addoption(
         "--soak-json",
         dest="soak_json",
@@ -124,10 +128,15 @@ def _mode_option(config: pytest.Config) -> str:
 
 
 def _duration_option(config: pytest.Config) -> float | None:
+    """``--soak-duration``: overrides every marker."""
     value = config.getoption("soak_duration")
-    if value is None and config.getini("soak_duration"):
-        value = _duration(str(config.getini("soak_duration")))
     return None if value is None else float(value)
+
+
+def _duration_ini(config: pytest.Config) -> float | None:
+    """ini ``soak_duration``: the default wall time when a marker does not say."""
+    value = config.getini("soak_duration")
+    return _duration(str(value)) if value else None
 
 
 def _allowed_hosts(config: pytest.Config) -> tuple[str, ...]:
@@ -182,11 +191,17 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
     parse_marker_kwargs(marker)
     mode = _mode_option(config)
     duration = _duration_option(config)
+    default_duration = _duration_ini(config)
     hosts = _allowed_hosts(config)
 
     def resolve_settings(overrides: Mapping[str, Any]) -> Settings:
         return resolve(
-            marker, mode=mode, duration_override=duration, allowed_hosts=hosts, overrides=overrides
+            marker,
+            mode=mode,
+            duration_override=duration,
+            default_duration=default_duration,
+            allowed_hosts=hosts,
+            overrides=overrides,
         )
 
     if "peak_rps" in marker or "profile" in marker:
@@ -216,6 +231,12 @@ def replay_traffic(request: pytest.FixtureRequest) -> Callable[..., Traffic]:
 
     def load(path: str | os.PathLike[str], **filters: Any) -> Traffic:
         __tracebackhide__ = True
+        unknown = sorted(set(filters) - set(TRAFFIC_FILTERS))
+        if unknown:
+            raise SoakError(
+                f"replay_traffic() got unknown filter {', '.join(map(repr, unknown))}; "
+                f"accepted: {', '.join(TRAFFIC_FILTERS)}"
+            )
         full = (base / Path(path)).resolve()
         try:
             stat = full.stat()
@@ -228,6 +249,8 @@ def replay_traffic(request: pytest.FixtureRequest) -> Callable[..., Traffic]:
                 traffic = load_traffic(full)
                 if key:
                     cache[key] = traffic
+                    while len(cache) > TRAFFIC_CACHE_SIZE:  # parsed files are big: keep a few
+                        del cache[next(iter(cache))]
             return traffic.filter(**filters) if filters else traffic
         except SoakError as exc:
             raise type(exc)(str(exc)) from None

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from pytest_soak.errors import DriverError
+
 # Allocations whose innermost frame is in these files are the harness's, not the service's.
 HARNESS_PATTERNS = (
     "*/pytest_soak/*",
@@ -47,7 +49,15 @@ class ProcessTree:
     """RSS (and optionally USS) summed over a set of processes and all their children."""
 
     def __init__(self, pids: Sequence[int], *, children: bool = True) -> None:
-        self._roots = [psutil.Process(pid) for pid in pids]
+        self._roots = []
+        for pid in pids:
+            try:
+                self._roots.append(psutil.Process(pid))
+            except psutil.Error as exc:
+                raise DriverError(
+                    f"pid={pid}: cannot watch that process ({type(exc).__name__}); pass the pid "
+                    "of the running service (e.g. from its pid file or `pgrep -f`)"
+                ) from exc
         self._children = children
         self._members: list[psutil.Process] = list(self._roots)
         self._refreshed = 0.0
@@ -90,9 +100,10 @@ class ProcessTree:
 class PythonHeap:
     """The Python heap of this process: tracemalloc's traced size, allocated blocks, gc counts."""
 
-    def __init__(self, frames: int = 25) -> None:
+    def __init__(self, frames: int = 25, service_dirs: Sequence[str] = ()) -> None:
         self.frames = frames
         self._owned = False
+        self.service_dirs = tuple(os.path.realpath(d) for d in service_dirs)
 
     def start(self) -> None:
         if self.frames > 0 and not tracemalloc.is_tracing():
@@ -130,7 +141,7 @@ class PythonHeap:
         sizes: dict[Site, int] = {}
         harness = 0
         for stat in tracemalloc.take_snapshot().statistics("traceback"):
-            site = _site_of(stat.traceback)
+            site = _site_of(stat.traceback, self.service_dirs)
             if site is None:
                 harness += stat.size
             else:
@@ -154,11 +165,13 @@ class Site:
         return f"{where}: {self.line}" if self.line else where
 
 
-def _site_of(traceback: tracemalloc.Traceback) -> Site | None:
+def _site_of(traceback: tracemalloc.Traceback, service_dirs: tuple[str, ...] = ()) -> Site | None:
     """The service's site of an allocation, or None when the harness made it."""
     library: tracemalloc.Frame | None = None
     for frame in reversed(traceback):  # innermost first
         kind = _frame_kind(frame.filename)
+        if kind == "library" and service_dirs and _under(frame.filename, service_dirs):
+            kind = "service"  # the app's own package, pip-installed
         if kind == "stdlib":
             continue
         if kind == "harness":
@@ -203,6 +216,12 @@ def _enclosing_function(filename: str, lineno: int) -> str:
         if start <= lineno <= end and end - start < best_width:
             best, best_width = name, end - start
     return best
+
+
+@functools.lru_cache(maxsize=4096)
+def _under(filename: str, dirs: tuple[str, ...]) -> bool:
+    real = os.path.realpath(filename)
+    return any(real == d or real.startswith(d + os.sep) for d in dirs)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,7 +16,7 @@ from pytest_soak.analysis import Analysis, Limits, SiteGrowth, analyze, site_gro
 from pytest_soak.driver.replay import LiveState, PhasePlan, ReplayConfig, replay, replay_closed
 from pytest_soak.driver.run import Checkpoint, Run
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
-from pytest_soak.errors import DriverError, SoakFailure
+from pytest_soak.errors import DriverError, ProfileError, SoakFailure
 from pytest_soak.probes import (
     FloorTable,
     ProcessTree,
@@ -38,6 +38,9 @@ ATTRIBUTE = ("leak", "suspicious", "inconclusive")
 ATTRIBUTION_FRAMES = 25
 ATTRIBUTION_MAX_REQUESTS = 2000
 ATTRIBUTION_TIME_LIMIT = 60.0
+
+#: Fewest requests per segment between floors for a verdict to mean anything.
+MIN_REQUESTS_PER_SEGMENT = 10
 
 #: Share of the planned requests that is always warm-up (excluded from the verdict) ...
 WARMUP_SHARE = 0.12
@@ -70,6 +73,10 @@ def run_soak(
     resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
     if not len(traffic):
         raise DriverError(f"{traffic.path}: no exchanges to replay (after filters)")
+    if not resolved.pids():
+        raise DriverError(
+            f"{resolved.describe()}: no process to measure; pass pid= to soak.url(...)"
+        )
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -80,6 +87,14 @@ def run_soak(
             "call it from a plain (sync) test function: it runs its own loop"
         )
     timeline = settings.profile.timeline(settings.peak_rps, settings.duration)
+    minimum = MIN_REQUESTS_PER_SEGMENT * (settings.measured_segments + 1)
+    if timeline.request_count < minimum:
+        raise ProfileError(
+            f"peak_rps={settings.peak_rps:g} over duration={settings.duration:g}s plans only "
+            f"{timeline.request_count} requests with profile {settings.profile.name!r}; a verdict "
+            f"needs at least {minimum} ({MIN_REQUESTS_PER_SEGMENT} per measured segment): raise "
+            "peak_rps or duration"
+        )
     checkpoints = plan_checkpoints(timeline.request_count, len(traffic), settings.measured_segments)
     phases = [
         PhasePlan(
@@ -133,6 +148,7 @@ def run_soak(
             warmup=min(WARMUP_CHECKPOINT, max(0, len(rows) - 1)),
             metrics=session.judged_metrics,
             secondary=session.secondary_metrics,
+            secondary_reason=session.secondary_reason,
             limits=Limits(settings.max_growth, settings.max_growth_per_request),
             extremes=sampler.phases,
             sample_metric=session.sample_metric,
@@ -204,7 +220,11 @@ class _ProbeSession:
     def __init__(self, target: Target, settings: Settings) -> None:
         self.target = target
         self.in_process = target.in_process
-        self.heap = PythonHeap(settings.tracemalloc_frames) if self.in_process else None
+        self.heap = (
+            PythonHeap(settings.tracemalloc_frames, service_dirs=target.source_dirs())
+            if self.in_process
+            else None
+        )
         pids = target.pids()
         self.tree = ProcessTree(pids, children=not self.in_process) if pids else None
         self.me = psutil.Process(os.getpid())
@@ -212,8 +232,10 @@ class _ProbeSession:
         if self.in_process:
             self.judged_metrics: list[str] = ["heap"]
             self.secondary_metrics: list[str] = ["rss"]
+            self.secondary_reason = "in process, RSS includes the harness"
             self.sample_metric = "heap"
         else:
+            self.secondary_reason = "RSS counts pages shared with other processes; USS is judged"
             self.judged_metrics = ["uss"] if self.tree is not None else []
             self.secondary_metrics = ["rss"] if self.tree is not None else []
             self.sample_metric = "rss"
@@ -258,6 +280,5 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "concurrency": settings.concurrency,
         "max_growth": settings.max_growth,
         "max_growth_per_request": settings.max_growth_per_request,
-        "tolerance": settings.tolerance,
         "seed": settings.seed,
     }

@@ -23,8 +23,9 @@ MEASURED_SEGMENTS = {"quick": 12, "nightly": 24}
 #: Sampling interval of the steady memory sampler.
 SAMPLE_INTERVALS = {"quick": 0.1, "nightly": 1.0}
 
+# ``tolerance`` and ``baseline`` (SPEC §2) join when baselines exist: until then they are
+# rejected like any unknown name rather than silently ignored.
 MARKER_KEYS = (
-    "baseline",
     "concurrency",
     "duration",
     "max_growth",
@@ -32,7 +33,6 @@ MARKER_KEYS = (
     "peak_rps",
     "profile",
     "seed",
-    "tolerance",
 )
 
 
@@ -45,8 +45,6 @@ class Settings:
     concurrency: int = 256
     max_growth: float | None = None
     max_growth_per_request: float | None = None
-    tolerance: str | None = None
-    baseline: bool = True
     seed: int = 0
     allowed_hosts: tuple[str, ...] = ()
     measured_segments: int = 12
@@ -55,7 +53,9 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def parse_marker_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def parse_marker_kwargs(
+    kwargs: Mapping[str, Any], where: str = "@pytest.mark.soak"
+) -> dict[str, Any]:
     """Validate the marker's keyword arguments; unknown names are an error, not ignored."""
     unknown = sorted(set(kwargs) - set(MARKER_KEYS))
     if unknown:
@@ -66,8 +66,7 @@ def parse_marker_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             close = difflib.get_close_matches(name, MARKER_KEYS, n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise SoakError(
-            f"@pytest.mark.soak got unknown argument {', '.join(hints)}; "
-            f"accepted: {', '.join(MARKER_KEYS)}"
+            f"{where} got unknown argument {', '.join(hints)}; accepted: {', '.join(MARKER_KEYS)}"
         )
     return dict(kwargs)
 
@@ -77,12 +76,16 @@ def resolve(
     *,
     mode: str,
     duration_override: float | None = None,
+    default_duration: float | None = None,
     allowed_hosts: tuple[str, ...] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge marker keywords (module marks first, test marks win) with the mode's defaults."""
+    """Merge the run's settings. Precedence for each key: ``soak.run(...)`` keywords, then the
+    marker (test over class over module over ini ``soak_defaults``), then the mode's default.
+    The wall time: ``--soak-duration`` (``duration_override``) beats everything, ini
+    ``soak_duration`` (``default_duration``) only the mode's default."""
     values = dict(parse_marker_kwargs(marker))
-    values.update(overrides or {})
+    values.update(parse_marker_kwargs(overrides or {}, where="soak.run()"))
     if mode not in MODES:
         raise SoakError(f"soak mode={mode!r} is not one of: {', '.join(MODES)}")
     profile = get_profile(values.get("profile", "constant"))
@@ -101,11 +104,19 @@ def resolve(
         duration = duration_override
     elif "duration" in values:
         duration = parse_duration(values["duration"], name="duration")
+    elif default_duration is not None:
+        duration = default_duration
     else:
         duration = DEFAULT_DURATIONS[mode]
-    concurrency = int(
-        _positive_number(values.get("concurrency", 256), "concurrency", "requests in flight")
-    )
+    concurrency = values.get("concurrency", 256)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise SoakError(
+            f"concurrency={concurrency!r} must be a whole number of at least 1 "
+            "(the most requests in flight at once)"
+        )
+    seed = values.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SoakError(f"seed={seed!r} must be a whole number")
     return Settings(
         profile=profile,
         peak_rps=peak,
@@ -116,9 +127,7 @@ def resolve(
         max_growth_per_request=_size_or_none(
             values.get("max_growth_per_request"), "max_growth_per_request"
         ),
-        tolerance=None if values.get("tolerance") is None else str(values["tolerance"]),
-        baseline=bool(values.get("baseline", True)),
-        seed=int(values.get("seed", 0)),
+        seed=seed,
         allowed_hosts=allowed_hosts,
         measured_segments=MEASURED_SEGMENTS[mode],
         sample_interval=SAMPLE_INTERVALS[mode],

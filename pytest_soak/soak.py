@@ -94,15 +94,15 @@ class Soak:
         self._served.append(served)
         return served
 
-    def url(self, url: str, *, pid: int | Sequence[int] | None = None) -> UrlTarget:
-        """A running service at ``url`` (loopback unless allowed); ``pid`` is what to watch."""
+    def url(self, url: str, *, pid: int | Sequence[int]) -> UrlTarget:
+        """A running service at ``url`` (loopback unless allowed); ``pid`` is the process (or
+        processes) whose memory — with their children's — is the service's."""
         __tracebackhide__ = True
         try:
             check_host_allowed(url, self.allowed_hosts)
+            return UrlTarget(url, [pid] if isinstance(pid, int) else list(pid))
         except SoakError as exc:
             raise _fresh(exc) from None
-        pids = [] if pid is None else [pid] if isinstance(pid, int) else list(pid)
-        return UrlTarget(url, pids)
 
     def close(self) -> None:
         for served in self._served:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytest_soak.analysis import Limits, judge_metric
+from pytest_soak.analysis import NOISE_FLOORS, Limits, judge_metric
 
 MiB = 1024 * 1024
 
@@ -72,7 +72,84 @@ def test_max_growth_replaces_the_noise_floor() -> None:
     assert judge_metric("rss", floors, reqs, Limits(max_growth=10 * MiB)).verdict != "leak"
 
 
-def test_too_few_floors_are_not_judged() -> None:
+def test_too_few_floors_are_inconclusive_never_ok() -> None:
     judged = judge_metric("heap", [1.0, 2.0, 3.0], [0, 10, 20], Limits())
-    assert judged.verdict == "ok"
-    assert "too few" in judged.reason
+    assert judged.verdict == "inconclusive"
+    assert "too few memory floors" in judged.reason
+
+
+# Each case below breaks exactly one condition of the rule while the others hold, so that
+# removing or weakening any single condition turns one of these into a (false) "leak".
+XS = _requests(13)
+
+
+def _conditions(judged: object) -> dict[str, bool]:
+    from pytest_soak.analysis import FLATTENING, P_LIMIT, MetricJudgement
+
+    assert isinstance(judged, MetricJudgement)
+    return {
+        "trend": judged.p_value < P_LIMIT,
+        "size": judged.growth > judged.threshold,
+        "steady": judged.slope > 0 and judged.second_half_slope >= FLATTENING * judged.slope,
+        "every": judged.grew_every_repetition,
+    }
+
+
+def test_only_the_trend_is_missing() -> None:
+    # Noisy floors that do rise, but not significantly (Mann–Kendall p = 0.015 >= 0.01).
+    floors = [
+        102.4,
+        99.9,
+        103.0,
+        103.9,
+        101.5,
+        105.4,
+        105.2,
+        103.5,
+        102.8,
+        105.1,
+        104.1,
+        104.3,
+        106.4,
+    ]
+    judged = judge_metric("rss", [f * MiB for f in floors], XS, Limits(max_growth=MiB))
+    assert _conditions(judged) == {"trend": False, "size": True, "steady": True, "every": True}
+    assert judged.verdict == "suspicious"
+
+
+def test_only_the_size_is_missing() -> None:
+    judged = judge_metric("rss", [50 * MiB + 300 * r for r in XS], XS, Limits())  # 0.7 MiB
+    assert _conditions(judged) == {"trend": True, "size": False, "steady": True, "every": True}
+    assert judged.verdict == "inconclusive"
+
+
+def test_only_the_noise_of_the_floors_hides_the_growth() -> None:
+    # Growth of 0.4 MiB a segment under ±0.48 MiB zigzag: above the fixed 1 MiB floor, below
+    # 6 × the MAD of the deltas.
+    step = 0.4 * MiB
+    floors = [100 * MiB + k * step + (1.2 * step if k % 2 == 0 else -1.2 * step) for k in range(13)]
+    judged = judge_metric("rss", floors, XS, Limits())
+    assert judged.growth > NOISE_FLOORS["rss"]
+    assert _conditions(judged) == {"trend": True, "size": False, "steady": True, "every": True}
+    assert judged.verdict == "inconclusive"
+
+
+def test_only_the_steadiness_is_missing() -> None:
+    floors = [100 * MiB + (5000 * r if r <= 1200 else 5000 * 1200 + 400 * (r - 1200)) for r in XS]
+    judged = judge_metric("rss", floors, XS, Limits())
+    assert _conditions(judged) == {"trend": True, "size": True, "steady": False, "every": True}
+    assert judged.verdict == "suspicious"
+
+
+def test_only_growth_in_every_repetition_is_missing() -> None:
+    floors = [100 * MiB + 2000 * r for r in XS]
+    floors[6] = floors[3] - 0.1 * MiB  # the third repetition's lowest floor is below the second's
+    judged = judge_metric("rss", floors, XS, Limits())
+    assert _conditions(judged) == {"trend": True, "size": True, "steady": True, "every": False}
+    assert judged.verdict == "suspicious"
+
+
+def test_the_newest_floor_counts_in_the_repetitions() -> None:
+    floors = [100 * MiB + 2000 * r for r in XS]
+    floors[-1] = floors[6] - 0.1 * MiB  # only the 13th floor falls back below the 3rd group
+    assert not judge_metric("rss", floors, XS, Limits()).grew_every_repetition

@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, free_loopback_port
-from pytest_soak.errors import DriverError
+from pytest_soak.errors import DriverError, ProfileError
 from pytest_soak.profiles import Profile
 from pytest_soak.runner import plan_checkpoints, run_soak
-from pytest_soak.settings import resolve
+from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import Exchange, Traffic
 
 APPS_DIR = Path(__file__).parent
+sys.path.insert(0, str(APPS_DIR))
+
+
+def _constant(peak_rps: float, seconds: float) -> Settings:
+    return resolve(
+        {"profile": "constant", "peak_rps": peak_rps}, mode="quick", duration_override=seconds
+    )
 
 
 def _items(n: int) -> Traffic:
@@ -45,21 +52,32 @@ def test_each_phase_gets_the_requests_its_rate_asks_for(served: ServedProcess) -
         assert abs(stats.sent - expected) <= 1, stats.name
         assert stats.statuses["2xx"] == stats.sent
     assert run.unsent == 0
-    assert run.late <= run.sent * 0.01
     assert len(run.checkpoints) == len(result.floors) == 14
     assert all(cp.drained for cp in run.checkpoints)
     assert [cp.requests for cp in run.checkpoints] == plan_checkpoints(run.sent, 300, 12)
 
 
 def test_connection_errors_are_counted_per_phase_and_do_not_stop_the_run() -> None:
+    import os
+
     closed = f"http://127.0.0.1:{free_loopback_port()}"
-    settings = resolve({"profile": "constant", "peak_rps": 50}, mode="quick", duration_override=2.0)
-    result = run_soak(UrlTarget(closed), _items(20), settings, check=False)
-    assert result.run.sent == 100
-    assert result.run.phases[0].errors["connect"] == 100
+    result = run_soak(
+        UrlTarget(closed, [os.getpid()]), _items(20), _constant(100, 2.0), check=False
+    )
+    assert result.run.aborted is None
+    assert result.run.sent == 200
+    assert result.run.phases[0].errors["connect"] == 200
     assert result.run.phases[0].error_samples  # what went wrong is kept (bounded) for the report
-    assert result.verdict == "ok"  # no pid to watch: nothing to judge, and it says so
-    assert "no memory floors" in result.reason
+    assert len(result.run.phases[0].error_samples) == 5
+
+
+def test_a_url_without_a_pid_or_a_tiny_run_is_refused_before_any_load() -> None:
+    with pytest.raises(DriverError, match="no process to measure"):
+        run_soak(UrlTarget("http://127.0.0.1:9"), _items(5), _constant(100, 2.0))
+    with pytest.raises(DriverError, match=r"a URL alone gives no process to measure"):
+        run_soak("http://127.0.0.1:9", _items(5), _constant(100, 2.0))
+    with pytest.raises(ProfileError, match=r"plans only 5 requests.*needs at least 130"):
+        run_soak(UrlTarget("http://127.0.0.1:9", [1]), _items(5), _constant(5, 1.0))
 
 
 def test_a_service_that_dies_mid_run_fails_with_its_exit_status(tmp_path: Path) -> None:
@@ -82,9 +100,7 @@ def test_a_service_that_dies_mid_run_fails_with_its_exit_status(tmp_path: Path) 
     )
     service = ServedProcess([sys.executable, str(script), "{port}"], ready="/health")
     try:
-        settings = resolve(
-            {"profile": "constant", "peak_rps": 40}, mode="quick", duration_override=5.0
-        )
+        settings = _constant(40, 5.0)
         result = run_soak(service, _items(50), settings, check=False)
     finally:
         service.stop()
@@ -97,9 +113,8 @@ def test_a_service_that_dies_mid_run_fails_with_its_exit_status(tmp_path: Path) 
 
 
 def test_refuses_empty_traffic() -> None:
-    settings = resolve({"profile": "constant", "peak_rps": 5}, mode="quick", duration_override=1.0)
     with pytest.raises(DriverError, match="no exchanges to replay"):
-        run_soak(UrlTarget("http://127.0.0.1:9"), Traffic(()), settings)
+        run_soak(UrlTarget("http://127.0.0.1:9", [1]), Traffic(()), _constant(100, 2.0))
 
 
 def test_checkpoint_plan_warms_up_for_one_pass_of_the_traffic() -> None:
@@ -110,3 +125,84 @@ def test_checkpoint_plan_warms_up_for_one_pass_of_the_traffic() -> None:
     assert points[-1] == 2663
     # A file longer than the run: warm-up stops at 40%.
     assert plan_checkpoints(1000, 5000, 12)[1] == 400
+
+
+@pytest.mark.parametrize(("leak", "verdict"), [(0, "ok"), (4096, "leak")])
+def test_wsgi_apps_are_driven_in_process(leak: int, verdict: str) -> None:
+    from apps.services import wsgi_app
+
+    settings = _constant(100, 6.0)
+    result = run_soak(wsgi_app(leak), _items(200), settings, check=False)
+    assert result.run.target.startswith("WSGI app")
+    assert result.run.phases[0].statuses["2xx"] == result.run.sent == 600
+    assert result.verdict == verdict, result.explain()
+
+
+def test_a_running_service_is_watched_by_pid(served: ServedProcess) -> None:
+    settings = _constant(60, 3.0)
+    result = run_soak(UrlTarget(served.url, [served.pid]), _items(100), settings, check=False)
+    assert result.run.sent == 180
+    assert {"rss", "uss"} <= set(result.floors[-1])
+    assert result.floors[-1]["rss"] > 10 * 2**20  # a real uvicorn process, not this one
+    assert [j.metric for j in result.analysis.judgements] == ["uss", "rss"]
+
+
+def test_a_served_process_does_not_outlive_a_killed_test_run(tmp_path: Path) -> None:
+    """SIGKILL (a CI timeout) runs no cleanup; the service must still go with its parent."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        "import sys, time\n"
+        "from pytest_soak.driver.targets import ServedProcess\n"
+        "svc = ServedProcess([sys.executable, '-m', 'http.server', '{port}',\n"
+        "                     '--bind', '127.0.0.1'], ready='/')\n"
+        "print(svc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(parent)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    assert psutil.pid_exists(child)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        psutil.Process(child).kill()
+        raise AssertionError("the served process outlived its parent")
+
+
+def test_stop_reaps_the_whole_process_group() -> None:
+    """A service whose helper ignores SIGTERM: stop() must not leave the helper behind."""
+    import uuid
+
+    import psutil
+
+    token = f"soak-orphan-{uuid.uuid4().hex[:8]}"
+    service = ServedProcess(
+        ["bash", "-c", f"(trap '' TERM; exec -a {token} sleep 120) & "
+         f"exec {sys.executable} -m http.server {{port}} --bind 127.0.0.1"],
+        ready="/",
+    )  # fmt: skip
+
+    def helpers() -> list[psutil.Process]:
+        return [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if token in " ".join(p.info["cmdline"] or [])
+        ]
+
+    assert helpers(), "the helper should be running while the service runs"
+    service.stop()
+    assert not helpers()

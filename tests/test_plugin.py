@@ -305,3 +305,78 @@ def test_non_loopback_targets_are_refused_unless_allowed(soak_project: pytest.Py
     )
     allowed = soak_project.runpytest(*FAST, "--soak-allow-host=shop.example.com")
     allowed.assert_outcomes(passed=1)
+
+
+def test_settings_precedence_cli_run_marker_module_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        soak_mode = nightly
+        soak_duration = 45s
+        soak_defaults =
+            profile = step
+            peak_rps = 60
+        """
+    )
+    pytester.makepyfile(
+        test_precedence=_module(
+            """
+            import pytest
+
+            pytestmark = pytest.mark.soak(peak_rps=80, concurrency=3)
+
+            @pytest.mark.soak(concurrency=7, duration="20s")
+            def test_marker_beats_module_and_ini(soak):
+                s = soak.settings
+                assert (s.mode, s.profile.name, s.peak_rps) == ("nightly", "step", 80)
+                assert (s.concurrency, s.duration) == (7, 20)
+
+            def test_ini_duration_when_no_marker_says(soak):
+                assert soak.settings.duration == 45
+                assert soak.settings.concurrency == 3
+            """
+        )
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+    # --soak-duration beats every marker and the ini key
+    result = pytester.runpytest("--soak-duration=5s", "-k", "ini_duration")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert 5.0 == 45*"])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ('soak.run(healthy_app(), replay_traffic("items.jsonl"), peak_rsp=10)',
+         "*soak.run() got unknown argument 'peak_rsp' (did you mean 'peak_rps'?)*"),
+        ('soak.run(healthy_app(), replay_traffic("items.jsonl"), concurrency=0.5)',
+         "*concurrency=0.5 must be a whole number of at least 1*"),
+        ('replay_traffic("items.jsonl", include_endpoints=["/item/{id}"])',
+         "*replay_traffic() got unknown filter 'include_endpoints'; accepted: exclude, headers,*"),
+        ('soak.run(soak.url("http://127.0.0.1:9", pid=99999999), replay_traffic("items.jsonl"))',
+         "*pid=99999999: cannot watch that process (NoSuchProcess)*"),
+        ('soak.serve(["python", "-m", "http.server"], ready="health")',
+         "*ready='health' must be a path starting with '/'*"),
+        ('soak.serve(["python", "-m", "http.server"], env={"WORKERS": 2})',
+         "*env?'WORKERS'?=2 must be a string*"),
+        ('soak.serve(["no-such-program-xyz", "{port}"])',
+         "*program 'no-such-program-xyz' was not found on PATH*"),
+    ],
+)  # fmt: skip
+def test_bad_calls_are_clear_errors(soak_project: pytest.Pytester, call: str, message: str) -> None:
+    soak_project.makepyfile(
+        test_call=_module(
+            f"""
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=100)
+            def test_call(soak, replay_traffic):
+                {call}
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+    _assert_no_internal_traceback(result)

@@ -51,8 +51,17 @@ class Client(Protocol):
     async def aclose(self) -> None: ...
 
 
-def request_headers(exchange: Exchange) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in exchange.headers if k.lower() not in _DROPPED_HEADERS]
+def request_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
+    """The recorded headers minus framing ones, as bytes (recordings carry non-ASCII values)."""
+    return [
+        (k.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
+        for k, v in exchange.headers
+        if k.lower() not in _DROPPED_HEADERS
+    ]
+
+
+# Errors raised while *building* a request from a recording (not the service's fault).
+_REQUEST_ERRORS = (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeError, ValueError)
 
 
 def _failure_kind(exc: httpx.HTTPError) -> str:
@@ -69,18 +78,21 @@ def _failure_kind(exc: httpx.HTTPError) -> str:
 class HttpxAsyncClient:
     """Sends through an ``httpx.AsyncClient`` (a URL, or an ASGI app via ``ASGITransport``)."""
 
-    def __init__(self, client: httpx.AsyncClient, *, app_errors: bool = False) -> None:
+    def __init__(self, client: httpx.AsyncClient, base: str, *, app_errors: bool = False) -> None:
         self._client = client
+        self._base = base.rstrip("/")
         self._app_errors = app_errors
 
     async def send(self, exchange: Exchange) -> int:
         try:
             response = await self._client.request(
                 exchange.method,
-                exchange.target,
+                self._base + exchange.target,  # absolute: the recording cannot pick the host
                 headers=request_headers(exchange),
                 content=exchange.body or None,
             )
+        except _REQUEST_ERRORS as exc:
+            raise SendFailure("bad-request", f"{exchange.source}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise SendFailure(_failure_kind(exc), str(exc) or type(exc).__name__) from exc
         except Exception as exc:
@@ -99,18 +111,18 @@ class WsgiThreadClient:
 
     def __init__(self, app: Callable[..., Any], workers: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soak-wsgi")
-        self._client = httpx.Client(
-            transport=httpx.WSGITransport(app=app), base_url="http://testserver"
-        )
+        self._client = httpx.Client(transport=httpx.WSGITransport(app=app))
 
     def _send(self, exchange: Exchange) -> int:
         try:
             response = self._client.request(
                 exchange.method,
-                exchange.target,
+                "http://testserver" + exchange.target,
                 headers=request_headers(exchange),
                 content=exchange.body or None,
             )
+        except _REQUEST_ERRORS as exc:
+            raise SendFailure("bad-request", f"{exchange.source}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise SendFailure(_failure_kind(exc), str(exc)) from exc
         except Exception as exc:
@@ -122,5 +134,5 @@ class WsgiThreadClient:
         return await loop.run_in_executor(self._pool, self._send, exchange)
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        # A WSGI call cannot be interrupted: a hung app keeps its thread, but not the run.
+        self._pool.shutdown(wait=False, cancel_futures=True)

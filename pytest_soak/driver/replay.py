@@ -105,7 +105,7 @@ async def replay_closed(
 ) -> int:
     """Send ``count`` exchanges (from index ``start``, looping) as fast as ``concurrency``
     workers allow, for an attribution pass; stops at ``time_limit`` seconds. Returns how many
-    were sent. Failures are expected under chaos and simply not counted here."""
+    were sent, answered or not: the pass is about what requests leave behind, not answers."""
     client = await target.open_client(concurrency, time_limit)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + time_limit
@@ -155,6 +155,7 @@ class _Loop:
         self.start = 0.0
         self.shift = 0.0  # seconds paused so far: added to every later intended time
         self.abort: str | None = None  # set by the watchdog when the target dies
+        self.aborted = asyncio.Event()
 
     async def run(self, arrivals: Iterable[float], checkpoints: list[int]) -> None:
         run = self.run_
@@ -181,7 +182,7 @@ class _Loop:
                 intended = self.start + self.shift + arrival
                 delay = intended - self.loop.time()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._sleep(delay)
                 if self.abort is not None:
                     raise _Aborted(self.abort)
                 if self.loop.time() - self.start - self.shift > deadline:
@@ -203,12 +204,12 @@ class _Loop:
                 task = asyncio.ensure_future(self._one(exchange, intended, stats))
                 self.inflight.add(task)
                 task.add_done_callback(self._done)
-            await self._drain()
+            drained = await self._drain()
             if self.abort is not None:
                 raise _Aborted(self.abort)
             self._close_phase(phase)
             while next_cp < len(checkpoints):
-                await self._checkpoint(run.checkpoint_count, sent, phase)
+                await self._checkpoint(run.checkpoint_count, sent, phase, drained=drained)
                 next_cp += 1
         except _Aborted as exc:
             run.aborted = str(exc)
@@ -283,10 +284,12 @@ class _Loop:
         if self.inflight:
             await asyncio.gather(*self.inflight, return_exceptions=True)
 
-    async def _checkpoint(self, number: int, requests: int, phase: int) -> None:
+    async def _checkpoint(
+        self, number: int, requests: int, phase: int, *, drained: bool = True
+    ) -> None:
         paused_at = self.loop.time()
         self.live.paused = True
-        drained = await self._drain()
+        drained = await self._drain() and drained
         failure = self.abort or self.target.failure()
         if failure is not None:
             raise _Aborted(failure)
@@ -310,9 +313,19 @@ class _Loop:
             failure = self.target.failure()
             if failure is not None:
                 self.abort = failure
+                self.aborted.set()
                 for task in list(self.inflight):
                     task.cancel()
                 return
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep until the next intended time; a long sleep (a quiet phase) wakes early when
+        the target dies, so a dead service is reported at once, not at the next request."""
+        if delay < 0.05:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.aborted.wait(), delay)
 
 
 class _Aborted(Exception):

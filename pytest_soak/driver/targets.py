@@ -7,14 +7,17 @@ Only loopback addresses are driven unless a host is explicitly allowed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import tempfile
+import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -70,6 +73,10 @@ class Target:
     def failure(self) -> str | None:
         """Why the target can no longer serve (e.g. its process exited), or None."""
         return None
+
+    def source_dirs(self) -> list[str]:
+        """Folders holding the service's own code (for allocation sites), if known."""
+        return []
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
         raise NotImplementedError
@@ -145,6 +152,9 @@ class AsgiTarget(Target):
     def describe(self) -> str:
         return f"ASGI app {_qualname(self.app)} (in process)"
 
+    def source_dirs(self) -> list[str]:
+        return _package_dirs(self.app)
+
     def pids(self) -> list[int]:
         return [os.getpid()]
 
@@ -158,10 +168,8 @@ class AsgiTarget(Target):
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
         transport = httpx.ASGITransport(app=self.app)
-        client = httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", timeout=timeout
-        )
-        return HttpxAsyncClient(client, app_errors=True)
+        client = httpx.AsyncClient(transport=transport, timeout=timeout)
+        return HttpxAsyncClient(client, "http://testserver", app_errors=True)
 
 
 class WsgiTarget(Target):
@@ -173,6 +181,9 @@ class WsgiTarget(Target):
 
     def describe(self) -> str:
         return f"WSGI app {_qualname(self.app)} (in process)"
+
+    def source_dirs(self) -> list[str]:
+        return _package_dirs(self.app)
 
     def pids(self) -> list[int]:
         return [os.getpid()]
@@ -187,6 +198,9 @@ class UrlTarget(Target):
     def __init__(self, url: str, pids: Sequence[int] = ()) -> None:
         self.url = url.rstrip("/")
         self._pids = list(pids)
+        for pid in self._pids:
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+                raise DriverError(f"pid={pid!r} is not a process id (a positive whole number)")
 
     def describe(self) -> str:
         watched = ", ".join(str(p) for p in self._pids) or "none"
@@ -197,11 +211,12 @@ class UrlTarget(Target):
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        client = httpx.AsyncClient(base_url=self.url, timeout=timeout, limits=limits)
-        return HttpxAsyncClient(client)
+        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        return HttpxAsyncClient(client, self.url)
 
 
 _LIVE_PROCESSES: weakref.WeakSet[ServedProcess] = weakref.WeakSet()
+_OUTPUT_LINES = 200
 
 
 def stop_all_served() -> None:
@@ -225,39 +240,65 @@ class ServedProcess(UrlTarget):
         ready_timeout: float = 30.0,
     ) -> None:
         argv = _split_command(command)
+        if ready is not None and not ready.startswith("/"):
+            raise DriverError(f"ready={ready!r} must be a path starting with '/', e.g. '/health'")
+        bad_env = {k: v for k, v in (env or {}).items() if not isinstance(v, str)}
+        if bad_env:
+            name, value = next(iter(bad_env.items()))
+            raise DriverError(
+                f"env[{name!r}]={value!r} must be a string (environment values are text): "
+                f"write {str(value)!r}"
+            )
+        program = argv[0]
+        if shutil.which(program) is None and not Path(cwd or ".", program).is_file():
+            raise DriverError(
+                f"command={argv!r}: program {program!r} was not found on PATH; install it in "
+                "this environment or give its full path"
+            )
         port = free_loopback_port()
         self.port = port
         self.command = [arg.replace("{port}", str(port)) for arg in argv]
         super().__init__(f"http://127.0.0.1:{port}")
         self.ready_path = ready
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix="soak-serve-", suffix=".log", delete=False
-        )
+        self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         full_env = dict(os.environ)
         full_env.update({"PYTHONUNBUFFERED": "1", "SOAK_PORT": str(port)})
         full_env.update(env or {})
         try:
             self.process = subprocess.Popen(
-                self.command,
+                _with_parent_death_signal(self.command),
                 env=full_env,
                 cwd=os.fspath(cwd) if cwd is not None else None,
                 stdin=subprocess.DEVNULL,
-                stdout=self._log,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:
-            self._log.close()
             raise DriverError(
                 f"command={self.command!r} could not be started: {exc}. Check the program name "
                 "and that it is installed in this environment."
             ) from exc
         _LIVE_PROCESSES.add(self)
+        self._reader = threading.Thread(
+            target=self._read_output, name=f"soak-serve-{self.process.pid}", daemon=True
+        )
+        self._reader.start()
         try:
             self._wait_ready(ready_timeout)
         except BaseException:
             self.stop()
             raise
+
+    def _read_output(self) -> None:
+        """Keep the last lines the service printed (bounded: hours of access logs cost the
+        same as a minute's), and keep its pipe drained so it never blocks on a full pipe."""
+        stream = self.process.stdout
+        if stream is None:
+            return
+        for raw in iter(stream.readline, b""):
+            self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        stream.close()
 
     def describe(self) -> str:
         return f"served process {' '.join(self.command)} (pid {self.process.pid}) at {self.url}"
@@ -270,11 +311,7 @@ class ServedProcess(UrlTarget):
         return [self.process.pid]
 
     def output_tail(self, lines: int = 20) -> str:
-        try:
-            text = Path(self._log.name).read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(list(self._output)[-lines:])
 
     def failure(self) -> str | None:
         code = self.process.poll()
@@ -315,25 +352,33 @@ class ServedProcess(UrlTarget):
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL what is left after 5 s; idempotent."""
+        """SIGTERM the process group; SIGKILL the leader after 5 s and any member of its group
+        still there 2 s after the leader is gone. Idempotent."""
         _LIVE_PROCESSES.discard(self)
+        group = self.process.pid
         if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+            _signal_group(group, signal.SIGTERM)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                _signal_group(group, signal.SIGKILL)
                 self.process.wait(timeout=5)
-        else:
-            # The leader is gone; its group may not be.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        if not self._log.closed:
-            self._log.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self._log.name)
+        deadline = time.monotonic() + 2
+        while _signal_group(group, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(group, signal.SIGKILL)  # members that ignored SIGTERM
+        self._reader.join(timeout=2)
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send ``signum`` to a process group; False when the group has no process left."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
 
 
 def as_target(obj: object, *, allowed_hosts: Iterable[str] = ()) -> Target:
@@ -345,7 +390,10 @@ def as_target(obj: object, *, allowed_hosts: Iterable[str] = ()) -> Target:
         return obj
     if isinstance(obj, str):
         check_host_allowed(obj, allowed_hosts)
-        return UrlTarget(obj)
+        raise DriverError(
+            f"target={obj!r}: a URL alone gives no process to measure; pass "
+            f"soak.url({obj!r}, pid=...) with the service's pid, or start it with soak.serve([...])"
+        )
     if callable(obj):
         call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj).__call__
         if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(obj):
@@ -355,6 +403,25 @@ def as_target(obj: object, *, allowed_hosts: Iterable[str] = ()) -> Target:
         f"target={obj!r} is not something soak.run can drive; pass an ASGI app, a WSGI app, "
         "soak.serve([...]) or soak.url('http://127.0.0.1:8000', pid=...)"
     )
+
+
+# Run in the child before the service's own program: on Linux, ask for SIGTERM when the parent
+# (pytest) dies without its cleanup (SIGKILL, a CI timeout), then exec the command. A launcher
+# rather than preexec_fn, which is unsafe once threads exist.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
+    "except Exception:\n"
+    "    pass\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-c", _LAUNCHER, *argv]
 
 
 def free_loopback_port() -> int:
@@ -395,6 +462,20 @@ def _describe_exit(code: int) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in (text or "<no output>").splitlines())
+
+
+def _package_dirs(app: object) -> list[str]:
+    """The folder of the top-level package the app object was defined in (``shop`` for
+    ``shop.app:app``), so its code counts as the service's even when pip-installed. For
+    framework objects (a Starlette instance) the module is the framework's: ignored."""
+    module_name = getattr(app, "__module__", None)
+    if not isinstance(module_name, str) or module_name == "__main__":
+        return []
+    top = sys.modules.get(module_name.split(".")[0])
+    path = getattr(top, "__file__", None)
+    if path is None or "site-packages" not in path:
+        return []  # not installed: already counted as the service's code
+    return [os.path.dirname(path) if path.endswith("__init__.py") else path]
 
 
 def _qualname(obj: object) -> str:

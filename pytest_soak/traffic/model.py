@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import overload
 from urllib.parse import urlsplit
 
@@ -39,6 +39,19 @@ class Exchange:
     response: RecordedResponse | None = None
     host: str | None = None
     source: str = ""
+
+    def __post_init__(self) -> None:
+        # The host always comes from the soak target: a recorded value must never be able to
+        # send a request anywhere else. Clients also prepend the target's base URL, so even
+        # "//prod/x" stays a path on the target.
+        if not self.target.startswith("/"):
+            from pytest_soak.errors import TrafficFormatError
+
+            where = f"{self.source}: " if self.source else ""
+            raise TrafficFormatError(
+                f"{where}target={self.target!r} must be a path starting with '/' "
+                "(e.g. '/cart?id=1'); the host comes from the soak target, never the recording"
+            )
 
     @property
     def path(self) -> str:
@@ -79,7 +92,6 @@ class Traffic(Sequence[Exchange]):
     path: str = "<memory>"
     format: str = "memory"
     skipped: tuple[Skipped, ...] = ()
-    _endpoint_cache: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @overload
     def __getitem__(self, index: int) -> Exchange: ...

@@ -123,3 +123,16 @@ def crashing_app_main() -> None:  # pragma: no cover - run as a subprocess
 
 
 native_service = native_app()
+
+
+def wsgi_app(leak_bytes: int = 0):  # type: ignore[no-untyped-def]
+    """A plain WSGI app; with ``leak_bytes`` it keeps that much per request."""
+    kept: list[bytes] = []
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        if leak_bytes:
+            kept.append(b"w" * leak_bytes)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return app
