@@ -7,6 +7,7 @@ that merely having pytest-soak installed costs other test suites nothing.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
@@ -17,19 +18,23 @@ import pytest
 from pytest_soak.errors import SoakError
 
 if TYPE_CHECKING:
-    from pytest_soak.result import SoakResult
     from pytest_soak.settings import Settings
     from pytest_soak.soak import Soak
     from pytest_soak.traffic import Traffic
 
-RESULTS_KEY = pytest.StashKey[list["SoakResult"]]()
+RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+NOTES_KEY = pytest.StashKey[list[str]]()
+COLLECTED_KEY = pytest.StashKey[dict[str, set[str]]]()  # module file -> every test name in it
+WORKER_OUTPUT = "pytest_soak_results"
+WORKER_LOADGROUP = "pytest_soak_loadgroup"
+XDIST_GROUP = "pytest-soak"
 TRAFFIC_CACHE_KEY = pytest.StashKey[dict[tuple[str, int, int], "Traffic"]]()
 TRAFFIC_FILTERS = ("exclude", "headers", "include", "methods")
 TRAFFIC_CACHE_SIZE = 4
 MARKER_HELP = (
     "soak(profile=..., peak_rps=..., duration=..., concurrency=..., max_growth=..., "
-    "max_growth_per_request=..., seed=...): shape and limits of this test's soak run "
-    "(pytest-soak)"
+    "max_growth_per_request=..., tolerance=..., baseline=..., seed=...): shape and limits of "
+    "this test's soak run (pytest-soak)"
 )
 
 
@@ -91,6 +96,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "machine is ever targeted.",
     )
     parser.addini("soak_allow_hosts", "hosts soak traffic may go to", type="linelist", default=[])
+    group.addoption(
+        "--soak-update-baselines",
+        dest="soak_update_baselines",
+        action="store_true",
+        default=None,
+        help="record this run's results as the baselines (new and changed) next to the tests.",
+    )
+    group.addoption(
+        "--soak-prune",
+        dest="soak_prune",
+        action="store_true",
+        default=None,
+        help="remove baselines of tests that no longer exist in the collected modules "
+        "(never those of deselected tests).",
+    )
+    group.addoption(
+        "--soak-strict",
+        dest="soak_strict",
+        action="store_true",
+        default=None,
+        help="fail soak tests that have no baseline for this environment.",
+    )
+    parser.addini("soak_strict", "default --soak-strict", type="bool", default=False)
+    group.addoption(
+        "--soak-env-label",
+        dest="soak_env_label",
+        default=None,
+        metavar="LABEL",
+        help="a label added to the baseline environment key (e.g. the CI runner class).",
+    )
+    parser.addini("soak_env_label", "default --soak-env-label", default="")
     parser.addini(
         "soak_defaults",
         "suite-wide soak marker defaults, one 'key = value' per line (e.g. peak_rps = 150)",
@@ -103,6 +139,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[RESULTS_KEY] = []
     config.stash[TRAFFIC_CACHE_KEY] = {}
+    config.stash[COLLECTED_KEY] = {}
+    if getattr(config.option, "dist", "no") == "load":
+        # Soak tests share one xdist group (one worker, one at a time): memory is measured on a
+        # machine that is not also running another soak. loadgroup is load for everything else.
+        config.option.dist = "loadgroup"
+    if getattr(config, "workerinput", {}).get(WORKER_LOADGROUP):
+        # Workers build their options from the command line, not the controller's: without
+        # this they would not tag grouped tests and the controller could not keep them together.
+        config.option.loadgroup = True
+    if _flag(config, "soak_prune") and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError(
+            "--soak-prune needs the whole collection in one process: run it without -n"
+        )
     from pytest_soak.driver.targets import stop_all_served
 
     atexit.register(stop_all_served)
@@ -182,6 +231,7 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
     """Soak tests: ``soak.run(app_or_service, traffic)``, ``soak.serve([...])``, ``soak.url()``."""
+    from pytest_soak.baselining import BaselineContext
     from pytest_soak.settings import parse_marker_kwargs, resolve
     from pytest_soak.soak import Soak
 
@@ -207,12 +257,20 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
     if "peak_rps" in marker or "profile" in marker:
         resolve_settings({})  # a bad marker fails at setup, before any load
     results = config.stash[RESULTS_KEY]
+    module_path = Path(str(item.path))
     runner = Soak(
         resolve_settings,
-        test_id=item.nodeid,
-        base_dir=Path(str(request.path)).parent,
+        test_id=_test_id(item),
+        base_dir=module_path.parent,
         allowed_hosts=hosts,
-        on_result=results.append,
+        on_result=lambda result: results.append(result.to_dict()),
+        baselines=BaselineContext(
+            test_file=module_path,
+            test_name=_test_id(item).partition("::")[2],
+            label=str(config.getoption("soak_env_label") or config.getini("soak_env_label") or ""),
+            update=_flag(config, "soak_update_baselines"),
+            strict=_flag(config, "soak_strict"),
+        ),
     )
     try:
         yield runner
@@ -274,16 +332,84 @@ def pytest_runtest_makereport(
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(RESULTS_KEY, [])
-    if not results:
+    notes = config.stash.get(NOTES_KEY, [])
+    if not results and not notes:
         return
     from pytest_soak.report.terminal import summary_lines
 
     terminalreporter.write_sep("=", "soak summary")
-    for line in summary_lines(results):
-        terminalreporter.write_line(line)
+    if results:
+        for line in summary_lines(sorted(results, key=lambda r: str(r["test_id"]))):
+            terminalreporter.write_line(line)
+    for note in notes:
+        terminalreporter.write_line(note)
     path = config.getoption("soak_json") or config.getini("soak_json")
     if path:
         from pytest_soak.report.json_report import write_json
 
         written = write_json(Path(str(path)), results)
         terminalreporter.write_line(f"soak results written to {written}")
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    if value is None and name == "soak_strict":
+        value = config.getini("soak_strict")
+    return bool(value)
+
+
+def _test_id(item: pytest.Item) -> str:
+    """The node id without the ``@group`` suffix pytest-xdist's loadgroup adds on workers."""
+    return item.nodeid.removesuffix(f"@{XDIST_GROUP}")
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before -k/-m deselect anything: remember every test of every collected module (so
+    --soak-prune never drops a merely deselected test's baseline), and put soak tests in one
+    xdist group."""
+    collected = config.stash[COLLECTED_KEY]
+    grouped = getattr(config.option, "dist", "no") == "loadgroup" or _is_xdist_worker(config)
+    for item in items:
+        name = item.nodeid.partition("::")[2]
+        if name:
+            collected.setdefault(str(item.path), set()).add(name)
+        is_soak = "soak" in getattr(item, "fixturenames", ()) or item.get_closest_marker("soak")
+        if grouped and is_soak and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """On the xdist controller, before a worker starts: tell it we group soak tests."""
+    node.workerinput[WORKER_LOADGROUP] = getattr(node.config.option, "dist", "no") == "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: the results a worker measured."""
+    payload = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+    if payload:
+        node.config.stash[RESULTS_KEY].extend(json.loads(payload))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    results = config.stash.get(RESULTS_KEY, [])
+    if _is_xdist_worker(config):
+        config.workeroutput[WORKER_OUTPUT] = json.dumps(results, default=str)  # type: ignore[attr-defined]
+        return
+    # Only the controller (or a plain run) writes baselines.
+    from pytest_soak.baselining import prune_baselines, write_baselines
+
+    notes: list[str] = []
+    if _flag(config, "soak_update_baselines"):
+        notes.extend(write_baselines(results))
+    if _flag(config, "soak_prune"):
+        collected: dict[str, set[str]] = config.stash[COLLECTED_KEY]
+        notes.extend(prune_baselines(collected))
+    config.stash[NOTES_KEY] = notes

@@ -8,13 +8,16 @@ from typing import Any
 from pytest_soak.analysis import Analysis
 from pytest_soak.driver.run import Run
 
-FAILING_VERDICTS = ("leak", "error")
+#: ``regression``: growth over the committed baseline plus tolerance (even without a steady
+#: trend); ``leak``: the leak rule; ``error``: the run could not be judged (service died, or
+#: ``--soak-strict`` and no baseline).
+FAILING_VERDICTS = ("leak", "regression", "error")
 
 
 @dataclass
 class SoakResult:
     test_id: str
-    verdict: str  # ok | inconclusive | suspicious | leak | error
+    verdict: str  # ok | inconclusive | suspicious | leak | regression | error
     reason: str
     mode: str
     settings: dict[str, Any]
@@ -25,6 +28,7 @@ class SoakResult:
     harness: dict[str, float] = field(default_factory=dict)
     traffic: dict[str, Any] = field(default_factory=dict)
     service_output: str = ""
+    baseline: dict[str, Any] = field(default_factory=dict)  # how it compared, and why (not)
 
     @property
     def failed(self) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from pytest_soak.analysis import Analysis, Limits, SiteGrowth, analyze, site_growth
+from pytest_soak.baselines import traffic_fingerprint
 from pytest_soak.driver.replay import LiveState, PhasePlan, ReplayConfig, replay, replay_closed
 from pytest_soak.driver.run import Checkpoint, Run
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
@@ -39,6 +40,8 @@ ATTRIBUTION_FRAMES = 25
 ATTRIBUTION_MAX_REQUESTS = 2000
 ATTRIBUTION_TIME_LIMIT = 60.0
 
+#: Endpoints listed in a result (most frequent first): enough to see the traffic's mix.
+MAX_ENDPOINTS_REPORTED = 50
 #: Fewest requests per segment between floors for a verdict to mean anything.
 MIN_REQUESTS_PER_SEGMENT = 10
 
@@ -176,7 +179,9 @@ def run_soak(
             "path": traffic.path,
             "format": traffic.format,
             "exchanges": len(traffic),
-            "endpoints": len(traffic.endpoints()),
+            "skipped": len(traffic.skipped),
+            "fingerprint": traffic_fingerprint((e.method, e.target, e.body) for e in traffic),
+            "endpoints": dict(list(traffic.endpoints().items())[:MAX_ENDPOINTS_REPORTED]),
         },
         service_output=resolved.output_tail() if isinstance(resolved, ServedProcess) else "",
     )

@@ -23,9 +23,8 @@ MEASURED_SEGMENTS = {"quick": 12, "nightly": 24}
 #: Sampling interval of the steady memory sampler.
 SAMPLE_INTERVALS = {"quick": 0.1, "nightly": 1.0}
 
-# ``tolerance`` and ``baseline`` (SPEC §2) join when baselines exist: until then they are
-# rejected like any unknown name rather than silently ignored.
 MARKER_KEYS = (
+    "baseline",
     "concurrency",
     "duration",
     "max_growth",
@@ -33,6 +32,7 @@ MARKER_KEYS = (
     "peak_rps",
     "profile",
     "seed",
+    "tolerance",
 )
 
 
@@ -45,6 +45,8 @@ class Settings:
     concurrency: int = 256
     max_growth: float | None = None
     max_growth_per_request: float | None = None
+    tolerance: str | float | tuple[str, ...] | None = None  # parsed by baselines.Tolerance
+    baseline: bool = True  # compare with (and record) a committed baseline
     seed: int = 0
     allowed_hosts: tuple[str, ...] = ()
     measured_segments: int = 12
@@ -128,6 +130,8 @@ def resolve(
             values.get("max_growth_per_request"), "max_growth_per_request"
         ),
         seed=seed,
+        tolerance=_tolerance(values.get("tolerance")),
+        baseline=_flag(values.get("baseline", True), "baseline"),
         allowed_hosts=allowed_hosts,
         measured_segments=MEASURED_SEGMENTS[mode],
         sample_interval=SAMPLE_INTERVALS[mode],
@@ -140,6 +144,20 @@ def _positive_number(value: Any, name: str, meaning: str) -> float:
     if value <= 0:
         raise SoakError(f"{name}={value!r} must be greater than 0 ({meaning})")
     return float(value)
+
+
+def _tolerance(value: Any) -> str | float | tuple[str, ...] | None:
+    if value is None or (isinstance(value, (str, float, int)) and not isinstance(value, bool)):
+        return value if not isinstance(value, int) else float(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise SoakError(f"tolerance={value!r} must be like '20%', '1MB', '20% + 1MB' or ('20%', '1MB')")
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise SoakError(f"{name}={value!r} must be True or False")
+    return value
 
 
 def _size_or_none(value: Any, name: str) -> float | None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_soak.baselining import BaselineContext, apply_baseline
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
 from pytest_soak.errors import SoakError, SoakFailure
 from pytest_soak.result import SoakResult
@@ -26,7 +27,9 @@ class Soak:
         base_dir: Path,
         allowed_hosts: Sequence[str] = (),
         on_result: Callable[[SoakResult], None] | None = None,
+        baselines: BaselineContext | None = None,
     ) -> None:
+        self._baselines = baselines
         self._resolve = resolve
         self.test_id = test_id
         self.base_dir = base_dir
@@ -60,6 +63,8 @@ class Soak:
             if not isinstance(traffic, Traffic):
                 traffic = load_traffic(self.base_dir / Path(traffic))
             result = run_soak(target, traffic, settings, test_id=self.test_id, check=False)
+            if self._baselines is not None:
+                apply_baseline(result, settings, self._baselines)
         except SoakError as exc:
             raise _fresh(exc) from None
         self.results.append(result)

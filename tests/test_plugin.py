@@ -283,6 +283,7 @@ def test_json_results(soak_project: pytest.Pytester) -> None:
     assert [p["name"] for p in entry["phases"]] == ["step-1", "step-2", "step-3", "step-4"]
     assert sum(p["requests"] for p in entry["phases"]) == entry["run"]["sent"] > 0
     assert len(entry["checkpoints"]) == 14
+    assert entry["traffic"]["endpoints"] == {"GET /item/{id}": 400}
     assert all("heap" in cp["floor"] for cp in entry["checkpoints"])
 
 

@@ -23,6 +23,8 @@ def _size(value: float | None, metric: str, *, signed: bool = False) -> str:
 
 def render_explanation(result: SoakResult) -> str:
     lines = [f"soak verdict: {result.verdict.upper()} — {result.reason}"]
+    if result.baseline.get("message") and result.baseline["message"] not in result.reason:
+        lines.append(f"  baseline: {result.baseline['message']}")
     primary = result.analysis.primary
     if primary is not None:
         lines.extend(_limit_lines(primary, result))

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,20 +69,17 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
             for s in result.analysis.sites
         ],
         "notes": list(result.analysis.notes),
+        "baseline": result.baseline,
         "harness": result.harness,
         "samples": [{"t": round(t, 3), **values} for t, values in result.samples],
     }
 
 
-def write_json(path: str | os.PathLike[str], results: Sequence[SoakResult]) -> Path:
-    """Write atomically (temp file + rename): a crash never leaves half a report."""
+def write_json(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
+    """Write result dicts atomically (temp file + rename): a crash never leaves half a report."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "schema": SCHEMA_VERSION,
-        "tool": "pytest-soak",
-        "results": [result_to_dict(r) for r in results],
-    }
+    document = {"schema": SCHEMA_VERSION, "tool": "pytest-soak", "results": list(results)}
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

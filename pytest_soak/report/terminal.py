@@ -1,50 +1,47 @@
-"""The soak section of pytest's terminal summary: one row per soak test."""
+"""The soak section of pytest's terminal summary: one row per soak test, then what needs a look.
+
+Works on result dicts (``SoakResult.to_dict()``), the form in which results also travel from
+pytest-xdist workers to the controller.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pytest_soak.analysis import UNITS
 from pytest_soak.report.failure import format_table
 from pytest_soak.units import format_bytes, format_duration
 
-if TYPE_CHECKING:
-    from pytest_soak.result import SoakResult
 
-
-def summary_lines(results: Sequence[SoakResult]) -> list[str]:
+def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
     rows: list[tuple[str, ...]] = [
         ("test", "verdict", "metric", "growth", "per request", "requests", "errors", "late", "time")
     ]
     for result in results:
-        primary = result.analysis.primary
-        metric = primary.metric if primary else "-"
+        metric = str(result.get("metric", "-"))
         bytes_unit = UNITS.get(metric) == "bytes"
-        growth = "-"
-        per_request = "-"
-        if primary is not None:
-            growth = (
-                format_bytes(primary.growth, signed=True)
-                if bytes_unit
-                else f"{primary.growth:+,.0f}"
-            )
-            per_request = format_bytes(primary.slope) if bytes_unit else f"{primary.slope:.2f}"
+        growth = float(result.get("growth_bytes", 0.0))
+        slope = float(result.get("growth_per_request_bytes", 0.0))
+        run = result["run"]
         rows.append(
             (
-                result.test_id,
-                result.verdict.upper(),
+                str(result["test_id"]),
+                str(result["verdict"]).upper(),
                 metric,
-                growth,
-                per_request,
-                f"{result.run.sent:,}",
-                f"{result.run.errors:,}",
-                f"{result.run.late:,}",
-                format_duration(result.run.elapsed),
+                format_bytes(growth, signed=True) if bytes_unit else f"{growth:+,.0f}",
+                format_bytes(slope) if bytes_unit else f"{slope:.2f}",
+                f"{run['sent']:,}",
+                f"{run['errors']:,}",
+                f"{run['late']:,}",
+                format_duration(float(run["elapsed_seconds"])),
             )
         )
     lines = format_table(rows)
     for result in results:
-        if result.verdict in ("suspicious", "inconclusive"):
-            lines.append(f"{result.test_id}: {result.verdict}: {result.reason}")
+        if result["verdict"] in ("suspicious", "inconclusive"):
+            lines.append(f"{result['test_id']}: {result['verdict']}: {result['reason']}")
+        baseline = result.get("baseline") or {}
+        if baseline.get("note"):
+            lines.append(f"{result['test_id']}: baseline: {baseline['note']}")
     return lines
