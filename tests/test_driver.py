@@ -206,3 +206,45 @@ def test_stop_reaps_the_whole_process_group() -> None:
     assert helpers(), "the helper should be running while the service runs"
     service.stop()
     assert not helpers()
+
+
+def test_a_recording_cannot_send_traffic_anywhere_but_the_target(tmp_path: Path) -> None:
+    """Absolute URLs never become targets; a '//host/...' path is a path on the target; and
+    recorded non-ASCII header values are sent, not an internal error."""
+    from pytest_soak.errors import TrafficFormatError
+
+    with pytest.raises(TrafficFormatError, match=r"line 3: target='http://elsewhere.invalid/x'"):
+        Exchange(0.0, "GET", "http://elsewhere.invalid/x", source="line 3")
+
+    log = tmp_path / "paths.log"
+    script = tmp_path / "echo.py"
+    script.write_text(
+        "import sys\n"
+        "from http.server import BaseHTTPRequestHandler, HTTPServer\n"
+        "class H(BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        f"        with open({str(log)!r}, 'a') as f:\n"
+        "            f.write(self.path + ' ' + self.headers.get('X-Name', '') + '\\n')\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Length', '0')\n"
+        "        self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        "HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+    )
+    service = ServedProcess([sys.executable, str(script), "{port}"], ready=None)
+    traffic = Traffic(
+        (
+            Exchange(0.0, "GET", "//elsewhere.invalid/x", (("X-Name", "José"),), source="line 1"),
+            Exchange(0.01, "GET", "/plain", source="line 2"),
+        )
+    )
+    try:
+        result = run_soak(service, traffic, _constant(100, 2.0), check=False)
+    finally:
+        service.stop()
+    assert result.run.errors == 0
+    # Every request arrived here, on loopback. (http.server collapses the leading '//' and reads
+    # header bytes as latin-1: the UTF-8 'José' shows as 'JosÃ©'.)
+    seen = log.read_text(encoding="utf-8").splitlines()
+    assert len(seen) == 200
+    assert seen.count("/elsewhere.invalid/x JosÃ©") == 100

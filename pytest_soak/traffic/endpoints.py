@@ -1,5 +1,5 @@
-"""Endpoint templating (``/cart/delete/c000123`` -> ``/cart/delete/{id}``), endpoint patterns for
-``Traffic.filter``, and the small URL, token and message helpers the parsers share.
+"""Endpoint templating (``/cart/delete/c000123`` -> ``/cart/delete/{id}``) and endpoint patterns
+for ``Traffic.filter``.
 
 A path segment is id-like, and becomes ``{id}``, when it is
 
@@ -28,21 +28,8 @@ _WORDISH = re.compile(r"[A-Za-z0-9_-]+")
 _API_VERSION = re.compile(r"[vV][0-9]+")
 _ID_SHAPES = (_NUMBER, _UUID, _LONG_HEX)
 
-_ABSOLUTE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?([^#]*)(?:#.*)?", re.DOTALL)
 _PATTERN = re.compile(r"(?:([A-Za-z]+)\s+)?(\S+)")
 _PLACEHOLDER = re.compile(r"\{[^{}/]*\}")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TARGET = re.compile(r"/[^\x00-\x20\x7f#\ud800-\udfff]*")
-_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]*")
-_JSON_KINDS = {
-    type(None): "missing (or null)",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
 
 
 def is_id_like(segment: str) -> bool:
@@ -58,50 +45,6 @@ def is_id_like(segment: str) -> bool:
 def template_path(path: str) -> str:
     """``/users/42/orders`` -> ``/users/{id}/orders``: id-like segments become ``{id}``."""
     return "/".join(ID if is_id_like(segment) else segment for segment in path.split("/"))
-
-
-def is_token(text: str) -> bool:
-    """Whether ``text`` is an HTTP token (a valid method or header name)."""
-    return _TOKEN.fullmatch(text) is not None
-
-
-def is_header_value(text: str) -> bool:
-    """Whether ``text`` can be sent as a header value (no control characters but tab)."""
-    return _HEADER_VALUE.fullmatch(text) is not None
-
-
-def is_target(text: str) -> bool:
-    """Whether ``text`` is an origin-form request target: ``/path?query``, no spaces or ``#``."""
-    return _TARGET.fullmatch(text) is not None
-
-
-def json_kind(value: object) -> str:
-    """What a decoded JSON value is, for messages: ``"a string"``, ``"null"``, ``"a list"``…"""
-    return _JSON_KINDS.get(type(value), type(value).__name__)
-
-
-def quote(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, to quote bad input in a message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def split_url(url: str) -> tuple[str, str | None, str]:
-    """``(scheme, host, target)`` of a URL, lower-case scheme, the fragment dropped.
-
-    ``host`` is ``None`` when the URL has no ``//authority`` part; ``target`` is the path and
-    query exactly as written (``/`` when empty). Raises ``ValueError`` for text without a scheme.
-    """
-    match = _ABSOLUTE_URL.fullmatch(url)
-    if match is None:
-        raise ValueError(f"{url!r} has no scheme")
-    scheme, has_authority, authority, rest = match.groups()
-    if has_authority is None:
-        return scheme.lower(), None, rest
-    host = authority.rpartition("@")[2]
-    if not rest.startswith("/"):
-        rest = "/" + rest
-    return scheme.lower(), host, rest
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import TypeVar
 import h11
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.endpoints import is_target, quote, split_url
+from pytest_soak.traffic.fields import is_target, quote, split_url
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 
 LOOKS_LIKE = (

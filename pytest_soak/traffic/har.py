@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.endpoints import (
+from pytest_soak.traffic.fields import (
     is_header_value,
     is_target,
     is_token,

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.endpoints import (
+from pytest_soak.traffic.fields import (
     is_header_value,
     is_target,
     is_token,

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from pytest_soak.errors import SoakError
-from pytest_soak.traffic.endpoints import EndpointPattern, split_url, template_path
+from pytest_soak.traffic.endpoints import EndpointPattern, template_path
+from pytest_soak.traffic.fields import split_url
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,64 @@
+"""Checks and message helpers the traffic parsers share: HTTP tokens, header values, request
+targets, URL splitting, and how to name a bad JSON value in an error."""
+
+from __future__ import annotations
+
+import re
+
+_ABSOLUTE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?([^#]*)(?:#.*)?", re.DOTALL)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(r"/[^\x00-\x20\x7f#\ud800-\udfff]*")
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]*")
+_JSON_KINDS = {
+    type(None): "missing (or null)",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is an HTTP token (a valid method or header name)."""
+    return _TOKEN.fullmatch(text) is not None
+
+
+def is_header_value(text: str) -> bool:
+    """Whether ``text`` can be sent as a header value (no control characters but tab)."""
+    return _HEADER_VALUE.fullmatch(text) is not None
+
+
+def is_target(text: str) -> bool:
+    """Whether ``text`` is an origin-form request target: ``/path?query``, no spaces or ``#``."""
+    return _TARGET.fullmatch(text) is not None
+
+
+def json_kind(value: object) -> str:
+    """What a decoded JSON value is, for messages: ``"a string"``, ``"null"``, ``"a list"``…"""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def quote(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, to quote bad input in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def split_url(url: str) -> tuple[str, str | None, str]:
+    """``(scheme, host, target)`` of a URL, lower-case scheme, the fragment dropped.
+
+    ``host`` is ``None`` when the URL has no ``//authority`` part; ``target`` is the path and
+    query exactly as written (``/`` when empty). Raises ``ValueError`` for text without a scheme.
+    """
+    match = _ABSOLUTE_URL.fullmatch(url)
+    if match is None:
+        raise ValueError(f"{url!r} has no scheme")
+    scheme, has_authority, authority, rest = match.groups()
+    if has_authority is None:
+        return scheme.lower(), None, rest
+    host = authority.rpartition("@")[2]
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return scheme.lower(), host, rest
