@@ -241,6 +241,12 @@ def _frame_kind(filename: str) -> str:
 
 
 def _short_path(filename: str) -> str:
+    """A site's file as a reader knows it: relative to the working folder, or from the package
+    for installed code (``starlette/routing.py``)."""
+    for marker in ("site-packages", "dist-packages"):
+        _, found, rest = filename.rpartition(os.sep + marker + os.sep)
+        if found:
+            return rest
     try:
         relative = os.path.relpath(filename)
     except ValueError:
