@@ -732,12 +732,13 @@ def compare(
 
     The baseline's growth *per request* times the requests this run measured is what is
     expected, so a quick run can be compared with a baseline from a longer one.
-    ``allowed = expected + max(0, expected) × relative + absolute``; over that is ``over``.
+    ``allowed = max(0, expected) × (1 + relative) + absolute``; over that is ``over``. A baseline
+    that shrank (negative growth) allows what a flat one does: noise must not fail a flat run.
     ``better`` needs an improvement bigger than the tolerance and a baseline that grew by more
     than the absolute tolerance: smaller differences are noise, not news."""
     metric = baseline.metric
     expected = baseline.growth_per_request * requests_measured
-    allowed = expected + max(0.0, expected) * tolerance.relative + tolerance.absolute
+    allowed = max(0.0, expected) * (1 + tolerance.relative) + tolerance.absolute
     margin = abs(expected) * tolerance.relative + tolerance.absolute
     if observed_growth > allowed:
         status = "over"

@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_soak.analysis import NOISE_FLOORS
 from pytest_soak.baselines import (
+    BASELINE_DIR,
     DEFAULT_TOLERANCE,
     Baseline,
     BaselineFile,
@@ -24,6 +25,7 @@ from pytest_soak.baselines import (
     baseline_path,
     compare,
 )
+from pytest_soak.errors import SoakError
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 
@@ -50,10 +52,10 @@ class BaselineContext:
 
 
 def tolerance_for(settings: Settings, metric: str) -> Tolerance:
-    """The marker's tolerance, or the default: 25% plus the metric's noise floor."""
-    if settings.tolerance is not None:
-        return Tolerance.parse(settings.tolerance)
-    return dataclasses.replace(DEFAULT_TOLERANCE, absolute=NOISE_FLOORS.get(metric, 0.0))
+    """The marker's tolerance (default 25%), its absolute part never below the metric's noise
+    floor: ``tolerance="20%"`` over a flat baseline must not make noise a regression."""
+    given = DEFAULT_TOLERANCE if settings.tolerance is None else Tolerance.parse(settings.tolerance)
+    return dataclasses.replace(given, absolute=max(given.absolute, NOISE_FLOORS.get(metric, 0.0)))
 
 
 def apply_baseline(result: SoakResult, settings: Settings, context: BaselineContext) -> None:
@@ -88,10 +90,13 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
     if baseline is None:
         others = store.environments(context.test_name)
         if others:
+            nearest = store.get(context.test_name, others[0])
+            differs = environment.differences(nearest.environment) if nearest else []
             note = (
                 f"no baseline for this environment ({environment.key}) in "
-                f"{context.display_path()}; it has: {', '.join(others)} — compare skipped, "
-                "not guessed"
+                f"{context.display_path()}; it has: {', '.join(others)}"
+                + (f" ({'; '.join(differs)})" if differs else "")
+                + " — compare skipped, not guessed"
             )
         else:
             note = "no baseline yet: run with --soak-update-baselines to record one"
@@ -101,13 +106,14 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
             result.reason = f"--soak-strict: {note}"
         return
     if baseline.metric != primary.metric:
-        info.update(
-            status="skipped",
-            note=(
-                f"the baseline measured {baseline.metric}, this run {primary.metric}: "
-                "compare skipped"
-            ),
+        note = (
+            f"the baseline measured {baseline.metric}, this run {primary.metric}: compare "
+            "skipped; re-record it with --soak-update-baselines"
         )
+        info.update(status="missing", note=note)
+        if context.strict:
+            result.verdict = "error"
+            result.reason = f"--soak-strict: {note}"
         return
     comparison = compare(
         baseline,
@@ -127,39 +133,63 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
         if result.verdict != "leak":
             result.verdict = "regression"
             result.reason = f"memory growth over the baseline: {comparison.message}"
-    elif result.verdict == "leak":
+    elif result.verdict == "leak" and baseline.verdict == "leak":
+        # The recorded run leaked the same way and someone accepted it (--soak-update-baselines).
+        # A baseline that did not leak never licenses a leak, whatever the tolerance.
         result.verdict = "ok"
-        result.reason = f"grows, but within its baseline: {comparison.message}"
+        result.reason = f"grows, but within its accepted baseline: {comparison.message}"
     if comparison.status == "better":
         info["note"] = comparison.message
 
 
-def write_baselines(results: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Write the results recorded under --soak-update-baselines, one file per test module."""
+def write_baselines(results: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]:
+    """Write the results recorded under --soak-update-baselines, one file per test module.
+
+    Only tests that passed are recorded (a run whose test then failed its own assertions is no
+    baseline). Each file stands alone: a broken one is reported and the others are written.
+    Returns the notes for the summary and whether everything that should be written was."""
     by_file: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    notes: list[str] = []
     for result in results:
         info = result.get("baseline") or {}
-        if info.get("status") == "recorded":
-            by_file[str(info["path"])].append(result)
-    notes = []
+        if info.get("status") != "recorded":
+            continue
+        if result.get("outcome") != "passed":
+            notes.append(f"soak baseline not recorded for {result['test_id']}: the test failed")
+            continue
+        target = Path(str(info.get("path", "")))
+        if target.parent.name != BASELINE_DIR or target.suffix != ".json":
+            notes.append(f"soak baseline not recorded for {result['test_id']}: bad path {target}")
+            continue
+        by_file[str(target)].append(result)
+    complete = True
     for path in sorted(by_file):
-        store = BaselineFile.load(path)
-        changed = []
-        for result in sorted(by_file[path], key=lambda r: str(r["baseline"]["test"])):
-            info = result["baseline"]
-            # The file records what the leak rule said, not the "ok" of having recorded it.
-            as_judged = {**result, "verdict": info.get("rule_verdict", result["verdict"])}
-            baseline = Baseline.from_result(
-                str(info["test"]), as_judged, Environment(**info["environment"])
-            )
-            if store.put(baseline):
-                changed.append(baseline.test)
-        if changed:
-            store.save()
-            notes.append(f"soak baselines written: {path} ({', '.join(changed)})")
-        else:
-            notes.append(f"soak baselines unchanged: {path}")
-    return notes
+        try:
+            changed = _write_file(path, by_file[path])
+        except (SoakError, KeyError, TypeError, ValueError) as exc:
+            complete = False
+            notes.append(f"soak baselines NOT written to {path}: {exc}")
+            continue
+        state = f"written: {path} ({', '.join(changed)})" if changed else f"unchanged: {path}"
+        notes.append(f"soak baselines {state}")
+    return notes, complete
+
+
+def _write_file(path: str, results: list[Mapping[str, Any]]) -> list[str]:
+    store = BaselineFile.load(path)
+    changed = []
+    for result in sorted(results, key=lambda r: str(r["baseline"]["test"])):
+        info = result["baseline"]
+        # The file records what the leak rule said, not the "ok" of having recorded it.
+        as_judged = {**result, "verdict": info.get("rule_verdict", result["verdict"])}
+        baseline = Baseline.from_result(
+            str(info["test"]), as_judged, Environment(**info["environment"])
+        )
+        if store.put(baseline):
+            changed.append(baseline.test)
+    if changed:
+        store.save()
+    return changed
 
 
 def prune_baselines(collected: Mapping[str, set[str]]) -> list[str]:
@@ -171,7 +201,8 @@ def prune_baselines(collected: Mapping[str, set[str]]) -> list[str]:
         if not path.is_file():
             continue
         store = BaselineFile.load(path)
-        gone = [test for test in store.tests() if test not in collected[module]]
+        # "test_x#2" is the second soak.run of test_x: it lives and goes with test_x.
+        gone = [test for test in store.tests() if test.split("#")[0] not in collected[module]]
         if gone:
             store.remove(gone)
             store.save()

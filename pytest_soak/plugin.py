@@ -254,8 +254,12 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             overrides=overrides,
         )
 
-    if "peak_rps" in marker or "profile" in marker:
-        resolve_settings({})  # a bad marker fails at setup, before any load
+    if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
+        settings = resolve_settings({})  # a bad marker fails at setup, before any load
+        if settings.tolerance is not None:
+            from pytest_soak.baselines import Tolerance
+
+            Tolerance.parse(settings.tolerance)
     results = config.stash[RESULTS_KEY]
     module_path = Path(str(item.path))
     runner = Soak(
@@ -266,7 +270,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         on_result=lambda result: results.append(result.to_dict()),
         baselines=BaselineContext(
             test_file=module_path,
-            test_name=_test_id(item).partition("::")[2],
+            test_name=_test_name(item),
             label=str(config.getoption("soak_env_label") or config.getini("soak_env_label") or ""),
             update=_flag(config, "soak_update_baselines"),
             strict=_flag(config, "soak_strict"),
@@ -321,6 +325,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if call.when == "call":
+        # Results learn whether their test passed: only those are recorded as baselines.
+        test_id = _test_id(item)
+        for result in item.config.stash.get(RESULTS_KEY, []):
+            if result.get("test_id") == test_id and "outcome" not in result:
+                result["outcome"] = report.outcome
     excinfo = call.excinfo
     if excinfo is not None and isinstance(excinfo.value, SoakError):
         # Bad input (traffic, profile, marker, service): the message says it all; our internal
@@ -358,9 +368,20 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(value)
 
 
+def _test_name(item: pytest.Item) -> str:
+    """The test's name within its module (``TestShop::test_x[param]``), from the node chain:
+    node ids get an ``@group`` suffix on xdist workers, for any xdist_group."""
+    names: list[str] = []
+    for node in item.listchain():
+        if isinstance(node, pytest.Module):
+            names = []
+        elif names or isinstance(node, (pytest.Class, pytest.Function)):
+            names.append(node.name)
+    return "::".join(names)
+
+
 def _test_id(item: pytest.Item) -> str:
-    """The node id without the ``@group`` suffix pytest-xdist's loadgroup adds on workers."""
-    return item.nodeid.removesuffix(f"@{XDIST_GROUP}")
+    return f"{item.nodeid.split('::', 1)[0]}::{_test_name(item)}"
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -375,9 +396,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collected = config.stash[COLLECTED_KEY]
     grouped = getattr(config.option, "dist", "no") == "loadgroup" or _is_xdist_worker(config)
     for item in items:
-        name = item.nodeid.partition("::")[2]
-        if name:
-            collected.setdefault(str(item.path), set()).add(name)
+        collected.setdefault(str(item.path), set()).add(_test_name(item))
         is_soak = "soak" in getattr(item, "fixturenames", ()) or item.get_closest_marker("soak")
         if grouped and is_soak and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
@@ -392,9 +411,20 @@ def pytest_configure_node(node: Any) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """On the xdist controller: the results a worker measured."""
+    notes = node.config.stash.setdefault(NOTES_KEY, [])
     payload = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
-    if payload:
-        node.config.stash[RESULTS_KEY].extend(json.loads(payload))
+    if error is not None or payload is None:
+        notes.append(
+            f"soak results of xdist worker {getattr(node, 'gateway', node)} are lost: the worker "
+            "went down before handing them over; rerun the soak tests"
+        )
+        return
+    try:
+        results = json.loads(payload)
+    except ValueError as exc:
+        notes.append(f"soak results from an xdist worker could not be read ({exc}); rerun them")
+        return
+    node.config.stash[RESULTS_KEY].extend(r for r in results if isinstance(r, dict))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -406,10 +436,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Only the controller (or a plain run) writes baselines.
     from pytest_soak.baselining import prune_baselines, write_baselines
 
-    notes: list[str] = []
+    notes = config.stash.setdefault(NOTES_KEY, [])
     if _flag(config, "soak_update_baselines"):
-        notes.extend(write_baselines(results))
+        written, complete = write_baselines(results)
+        notes.extend(written)
+        if not complete:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if _flag(config, "soak_prune"):
-        collected: dict[str, set[str]] = config.stash[COLLECTED_KEY]
-        notes.extend(prune_baselines(collected))
-    config.stash[NOTES_KEY] = notes
+        narrowed = any("::" in str(arg) for arg in config.args) or any(
+            getattr(config.option, name, False) for name in ("lf", "stepwise", "stepwise_skip")
+        )
+        if narrowed:
+            notes.append(
+                "soak baselines not pruned: this run selected single tests (a node id, --lf or "
+                "--sw), so it cannot tell a removed test from one left out; prune with whole "
+                "modules or folders (deselecting with -k/-m is fine)"
+            )
+        else:
+            collected: dict[str, set[str]] = config.stash[COLLECTED_KEY]
+            notes.extend(prune_baselines(collected))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_soak.baselines import Tolerance
 from pytest_soak.baselining import BaselineContext, apply_baseline
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
 from pytest_soak.errors import SoakError, SoakFailure
@@ -62,14 +64,21 @@ class Soak:
             settings = self._resolve(overrides)
             if not isinstance(traffic, Traffic):
                 traffic = load_traffic(self.base_dir / Path(traffic))
+            if settings.tolerance is not None:
+                Tolerance.parse(settings.tolerance)  # a bad tolerance fails before any load
             result = run_soak(target, traffic, settings, test_id=self.test_id, check=False)
-            if self._baselines is not None:
-                apply_baseline(result, settings, self._baselines)
         except SoakError as exc:
             raise _fresh(exc) from None
         self.results.append(result)
-        if self._on_result is not None:
-            self._on_result(result)
+        try:
+            if self._baselines is not None:
+                apply_baseline(result, settings, self._baseline_context())
+        except SoakError as exc:
+            result.verdict, result.reason = "error", str(exc)
+            raise _fresh(exc) from None
+        finally:
+            if self._on_result is not None:
+                self._on_result(result)  # measured: it goes in the summary and JSON either way
         if check and result.failed:
             raise SoakFailure(result.explain())
         return result
@@ -108,6 +117,14 @@ class Soak:
             return UrlTarget(url, [pid] if isinstance(pid, int) else list(pid))
         except SoakError as exc:
             raise _fresh(exc) from None
+
+    def _baseline_context(self) -> BaselineContext:
+        """The second and later ``soak.run`` of one test get their own baseline (``test#2``)."""
+        assert self._baselines is not None
+        runs = len(self.results)
+        if runs <= 1:
+            return self._baselines
+        return dataclasses.replace(self._baselines, test_name=f"{self._baselines.test_name}#{runs}")
 
     def close(self) -> None:
         for served in self._served:

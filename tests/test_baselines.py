@@ -565,15 +565,24 @@ def test_a_baseline_inside_the_noise_is_never_much_better() -> None:
     assert result.status == "within"
 
 
-def test_a_shrinking_baseline_gets_no_relative_allowance() -> None:
-    result = compare(
+def test_a_shrinking_baseline_allows_what_a_flat_one_does() -> None:
+    """A baseline whose floors fell must not make a flat run (or its noise) a regression."""
+    flat = compare(
         make(growth_per_request=-10.0),
         observed_growth=0.0,
         requests_measured=1000,
         tolerance=Tolerance(0.5, 1000.0),
         path=WHERE,
     )
-    assert (result.expected, result.allowed, result.status) == (-10_000, -9_000, "over")
+    assert (flat.expected, flat.allowed, flat.status) == (-10_000, 1000, "within")
+    grown = compare(
+        make(growth_per_request=-10.0),
+        observed_growth=1001.0,
+        requests_measured=1000,
+        tolerance=Tolerance(0.5, 1000.0),
+        path=WHERE,
+    )
+    assert grown.status == "over"
 
 
 def test_comparing_allocated_blocks_speaks_in_blocks() -> None:

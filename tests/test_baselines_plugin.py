@@ -63,6 +63,10 @@ def test_an_inflated_leak_fails_against_the_baseline_with_both_numbers(
     monkeypatch.setenv("LEAK", "1024")  # a known, accepted growth: recorded, then within it
     recorded = soak_project.runpytest_subprocess(*SHORT, "--soak-update-baselines")
     recorded.assert_outcomes(passed=1)
+    [entry] = json.loads(_baseline_file(soak_project, "test_shop").read_text())["tests"][
+        "test_leaky"
+    ].values()
+    assert entry["verdict"] == "leak"  # what the rule said, not the pass of recording it
     accepted = soak_project.runpytest_subprocess(*SHORT)
     accepted.assert_outcomes(passed=1)
 
@@ -121,9 +125,22 @@ def test_prune_removes_vanished_tests_but_keeps_deselected_ones(
         @pytest.mark.soak(profile="constant", peak_rps=100)
         def test_c(soak, replay_traffic):
             soak.run(healthy_app(), replay_traffic("items.jsonl"))
+
+        @pytest.mark.soak(profile="constant", peak_rps=100, baseline=False)
+        def test_not_baselined(soak, replay_traffic):
+            soak.run(healthy_app(), replay_traffic("items.jsonl"))
+
+        @pytest.mark.soak(profile="constant", peak_rps=100)
+        def test_fails_after_the_run(soak, replay_traffic):
+            result = soak.run(healthy_app(), replay_traffic("items.jsonl"), check=False)
+            assert result.run.sent == 0, "a failed test is no baseline"
     """
     _write(soak_project, "test_mod", three)
-    soak_project.runpytest_subprocess(*SHORT, "--soak-update-baselines").assert_outcomes(passed=3)
+    update = soak_project.runpytest_subprocess(*SHORT, "--soak-update-baselines")
+    update.assert_outcomes(passed=4, failed=1)
+    update.stdout.fnmatch_lines(
+        ["soak baseline not recorded for test_mod.py::test_fails_after_the_run: the test failed"]
+    )
     path = _baseline_file(soak_project, "test_mod")
     assert sorted(json.loads(path.read_text())["tests"]) == ["test_a", "test_b", "test_c"]
 
@@ -139,6 +156,13 @@ def test_prune_removes_vanished_tests_but_keeps_deselected_ones(
     )
     assert pruned.ret == 0
     pruned.stdout.fnmatch_lines(["soak baselines pruned from *test_mod.json: test_b"])
+    assert sorted(json.loads(path.read_text())["tests"]) == ["test_a", "test_c"]
+
+    # Selecting single tests cannot tell "removed" from "left out": nothing is pruned.
+    narrowed = soak_project.runpytest_subprocess(
+        "--collect-only", "-q", "test_mod.py::test_a", "--soak-prune"
+    )
+    narrowed.stdout.fnmatch_lines(["soak baselines not pruned: this run selected single tests*"])
     assert sorted(json.loads(path.read_text())["tests"]) == ["test_a", "test_c"]
 
 
@@ -194,6 +218,8 @@ MODULE_TWO = """
     import pytest
     from apps.services import leaky_app
 
+    pytestmark = pytest.mark.xdist_group("db")  # a user's own group must not change names
+
     @pytest.mark.soak(profile="constant", peak_rps=100)
     def test_third(soak, replay_traffic):
         soak.run(leaky_app(2458), replay_traffic("items.jsonl"))
@@ -235,3 +261,29 @@ def test_xdist_writes_the_same_baseline_files_as_a_single_process(
         }
     assert sorted(files["0"]) == ["test_one.json", "test_two.json"]
     assert files["0"] == files[workers]
+
+
+def test_a_bad_tolerance_from_the_ini_is_an_error_before_any_load(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        soak_defaults =
+            tolerance = twenty percent
+        """
+    )
+    _write(
+        pytester,
+        "test_tol",
+        """
+        import pytest
+
+        @pytest.mark.soak(profile="constant", peak_rps=100)
+        def test_tol(soak):
+            raise AssertionError("must not run")
+        """,
+    )
+    result = pytester.runpytest("-n", "0", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*tolerance='twenty percent'*"])
