@@ -413,7 +413,11 @@ class Sampler:
             self.errors += 1
             return
         self.series.add(time.monotonic() - self._t0, values)
-        self.phases.setdefault(self._phase(), PhaseExtremes()).add(values)
+        phase = self._phase()
+        extremes = self.phases.get(phase)
+        if extremes is None:  # not setdefault: that would build one on every sample
+            extremes = self.phases[phase] = PhaseExtremes()
+        extremes.add(values)
 
     def _loop(self) -> None:
         next_at = time.monotonic()
