@@ -388,11 +388,13 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
     """Before -k/-m deselect anything: remember every test of every collected module (so
     --soak-prune never drops a merely deselected test's baseline), and put soak tests in one
-    xdist group."""
+    xdist group. After the other hooks (xdist's among them): make sure the group took."""
     collected = config.stash[COLLECTED_KEY]
     grouped = getattr(config.option, "dist", "no") == "loadgroup" or _is_xdist_worker(config)
     for item in items:
@@ -400,6 +402,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         is_soak = "soak" in getattr(item, "fixturenames", ()) or item.get_closest_marker("soak")
         if grouped and is_soak and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
+    result = yield
+    if _is_xdist_worker(config) and getattr(config.option, "loadgroup", False):
+        for item in items:
+            _ensure_group_suffix(item)
+    return result
+
+
+def _ensure_group_suffix(item: pytest.Item) -> None:
+    """pytest-xdist tags a grouped test's node id with ``@group`` by assigning
+    ``item._nodeid``; from pytest 9.2 the node id is derived from ``item._id``, so that
+    assignment has no effect and loadgroup silently stops grouping (xdist 3.8). Apply the
+    same tag the way this pytest stores node ids."""
+    names = sorted(
+        {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+    )
+    suffix = "@" + "_".join(names)
+    if not names or item.nodeid.endswith(suffix):
+        return
+    try:
+        from _pytest.nodes import coerce_node_id  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # an older pytest: xdist's assignment works there
+        return
+    item._id = coerce_node_id(item.nodeid + suffix)  # type: ignore[attr-defined,unused-ignore]
 
 
 @pytest.hookimpl(optionalhook=True)
