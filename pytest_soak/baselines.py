@@ -211,15 +211,23 @@ class Baseline:
 
 
 def _phase_floor(result: Mapping[str, Any], phase: int, metric: str) -> float | None:
-    """The judged metric's floor at the phase's last checkpoint: memory retained once the
-    phase's load was done (collected and quiesced), so it is the same from run to run where
-    the lowest *sample* of a phase would be noise."""
+    """Memory retained at the phase's last measured checkpoint *above the warm-up's floor*
+    (collected and quiesced). Relative, because an absolute floor carries the process's
+    history (lazy imports, allocator high-water marks of whatever ran before) and would
+    differ between two runs of the same test; ``None`` for a phase that ended in the warm-up."""
+    checkpoints = list(result.get("checkpoints") or ())
+    warmup = int(result.get("warmup_checkpoints", 1))
+    if warmup >= len(checkpoints):
+        return None
+    base = (checkpoints[warmup].get("floor") or {}).get(metric)
     floors = [
         cp["floor"][metric]
-        for cp in result.get("checkpoints") or ()
+        for cp in checkpoints[warmup:]
         if cp.get("phase") == phase and metric in (cp.get("floor") or {})
     ]
-    return float(floors[-1]) if floors else None
+    if base is None or not floors:
+        return None
+    return float(floors[-1]) - float(base)
 
 
 def _plugin_version() -> str:

@@ -416,7 +416,8 @@ def soak_result() -> dict[str, Any]:
             {"name": "sustained", "requests": 1200, "floor_growth": 5_403.4, "mem_floor": 3.0},
         ],
         # A phase's floor is the judged metric's floor at its last checkpoint (none in the
-        # third phase here), not the lowest sample.
+        # third phase here) above the warm-up's floor, not the lowest sample.
+        "warmup_checkpoints": 1,
         "checkpoints": [
             {"phase": 0, "floor": {"heap": 52_000_000.0, "rss": 9e9}},
             {"phase": 0, "floor": {"heap": 52_428_800.4, "rss": 9e9}},
@@ -428,8 +429,15 @@ def soak_result() -> dict[str, Any]:
 def test_from_result_reads_the_json_of_a_soak_result() -> None:
     from pytest_soak import __version__
 
+    # Phase floors are relative to the warm-up's floor (checkpoint 1 here): 0 at its end, then
+    # +1,199.6 bytes at the end of the second phase; the third phase has no checkpoint.
     assert Baseline.from_result("test_shop", soak_result(), LINUX) == make(
-        plugin_version=__version__
+        plugin_version=__version__,
+        phases=(
+            PhaseRecord("night", 300, 0.0, 0.0),
+            PhaseRecord("spike", 900, 6_000.2, 52_430_000 - 52_428_800.4),
+            PhaseRecord("sustained", 1200, 5_403.4, None),
+        ),
     )
 
 

@@ -218,8 +218,6 @@ MODULE_TWO = """
     import pytest
     from apps.services import leaky_app
 
-    pytestmark = pytest.mark.xdist_group("db")  # a user's own group must not change names
-
     @pytest.mark.soak(profile="constant", peak_rps=100)
     def test_third(soak, replay_traffic):
         soak.run(leaky_app(2458), replay_traffic("items.jsonl"))
@@ -250,12 +248,12 @@ def test_xdist_writes_the_same_baseline_files_as_a_single_process(
         )  # fmt: skip
         result.assert_outcomes(passed=4)
         if mode != "0":
-            # test_first and test_second share pytest-soak's group: one worker ran both.
-            # (test_third keeps its user's own group "db", by design.)
+            # Every soak test is in pytest-soak's group: one worker ran them, in order, so each
+            # met the same process history as under -n 0 (absolute floors depend on it).
             soak_workers = {
                 line.split("]")[0]
                 for line in result.outlines
-                if "PASSED" in line and ("test_first" in line or "test_second" in line)
+                if "PASSED" in line and "test_not_a_soak_test" not in line
             }
             assert len(soak_workers) == 1, result.outlines
         files[mode] = {
@@ -289,3 +287,25 @@ def test_a_bad_tolerance_from_the_ini_is_an_error_before_any_load(
     result = pytester.runpytest("-n", "0", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*tolerance='twenty percent'*"])
+
+
+def test_a_users_own_xdist_group_does_not_change_the_test_id(soak_project: pytest.Pytester) -> None:
+    _write(
+        soak_project,
+        "test_grouped",
+        """
+        import pytest
+        from apps.services import healthy_app
+
+        pytestmark = pytest.mark.xdist_group("db")
+
+        @pytest.mark.soak(profile="constant", peak_rps=100)
+        def test_db(soak, replay_traffic):
+            soak.run(healthy_app(), replay_traffic("items.jsonl"))
+        """,
+    )
+    result = soak_project.runpytest_subprocess(*SHORT, "-n", "2", "--soak-json=out.json")
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads((soak_project.path / "out.json").read_text())["results"]
+    assert entry["test_id"] == "test_grouped.py::test_db"  # not "...::test_db@db"
+    assert entry["baseline"]["test"] == "test_db"
