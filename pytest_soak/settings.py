@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_soak.errors import ProfileError, SoakError
@@ -52,7 +52,6 @@ class Settings:
     measured_segments: int = 12
     sample_interval: float = 0.1
     tracemalloc_frames: int = 1  # the measured run: cheap; attribution goes deeper
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse_marker_kwargs(

@@ -24,6 +24,8 @@ from pytest_soak.driver.targets import Target
 from pytest_soak.errors import DriverError
 from pytest_soak.traffic.model import Exchange
 
+_STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))  # not a new string per response
+
 
 @dataclass(frozen=True)
 class ReplayConfig:
@@ -44,10 +46,9 @@ class PhasePlan:
 
 @dataclass
 class LiveState:
-    """Shared with the sampler thread: which phase the load is in, and how far it got."""
+    """Shared with the sampler thread: which phase the load is in, and whether it is paused."""
 
     phase: int = 0
-    sent: int = 0
     paused: bool = False
 
 
@@ -198,7 +199,6 @@ class _Loop:
                     stats.late += 1
                 stats.sent += 1
                 sent += 1
-                self.live.sent = sent
                 exchange = self.exchanges[index % n_exchanges]
                 self.idle.clear()
                 task = asyncio.ensure_future(self._one(exchange, intended, stats))
@@ -251,11 +251,10 @@ class _Loop:
             stats.note_error("cancelled", "no answer before the run stopped waiting for it")
             raise
         else:
-            stats.statuses[f"{status // 100}xx"] += 1
+            stats.statuses[_STATUS_CLASSES[min(status // 100, 9)]] += 1
             if status >= 500:
                 stats.note_error("5xx", f"{exchange.method} {exchange.target} -> {status}")
         finally:
-            stats.completed += 1
             stats.latency.record(self.loop.time() - intended)
 
     def _done(self, task: asyncio.Task[None]) -> None:

@@ -23,7 +23,6 @@ class PhaseStats:
     wall_start: float | None = None  # actual wall seconds since the run started (with pauses)
     wall_end: float | None = None
     sent: int = 0
-    completed: int = 0
     late: int = 0  # sent later than the late threshold after their intended time
     unsent: int = 0  # could not be sent before the run's deadline
     statuses: Counter[str] = field(default_factory=Counter)  # "2xx", "4xx", ...
