@@ -382,11 +382,14 @@ def _time_in(seg: _Segment, d: float) -> float:
     if r0 == r1:
         return min(w0 + d / r0, w1)
     if r1 > r0:
-        return min(w0 + 2 * d / (r0 + math.sqrt(r0 * r0 + 2 * (r1 - r0) * d / length)), w1)
+        rising = r0 + math.sqrt(r0 * r0 + 2 * (r1 - r0) * d / length)
+        # A ramp from rate 0 and a vanishing d underflow to 0: that request is at the start.
+        return min(w0 + 2 * d / rising, w1) if rising > 0 else w0
     e = cum1 - cum0 - d
     if e <= 0:
         return w1
-    return max(w1 - 2 * e / (r1 + math.sqrt(r1 * r1 + 2 * (r0 - r1) * e / length)), w0)
+    falling = r1 + math.sqrt(r1 * r1 + 2 * (r0 - r1) * e / length)
+    return max(w1 - 2 * e / falling, w0) if falling > 0 else w1
 
 
 def _interior(seg: _Segment, first: int, stop: int) -> Iterator[float]:

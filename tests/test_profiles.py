@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_soak.errors import ProfileError, SoakError
@@ -215,6 +215,8 @@ def timelines(draw: st.DrawFn) -> Timeline:
 
 @settings(deadline=None, max_examples=150)
 @given(timelines(), st.floats(0, 1))
+# Found by hypothesis: a ramp from rate 0 with a vanishing n underflowed to a division by zero.
+@example(Profile.stages([(1.0, 1.0)]).timeline(0.5, 3.0), 5e-324)
 def test_time_of_request_inverts_requests_until(timeline: Timeline, fraction: float) -> None:
     n = fraction * timeline.expected_requests
     assert timeline.requests_until(timeline.time_of_request(n)) == pytest.approx(n, abs=1e-6)
