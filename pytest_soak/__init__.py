@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_soak.errors import (
     BaselineError,
     DriverError,
+    MockDefinitionError,
     MockError,
     ProfileError,
     SoakError,
@@ -24,6 +25,7 @@ from pytest_soak.errors import (
 from pytest_soak.profiles import Phase, Profile
 
 if TYPE_CHECKING:
+    from pytest_soak.mocks import Chaos, MockSet
     from pytest_soak.result import SoakResult
     from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
 
@@ -31,9 +33,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BaselineError",
+    "Chaos",
     "DriverError",
     "Exchange",
+    "MockDefinitionError",
     "MockError",
+    "MockSet",
     "Phase",
     "Profile",
     "ProfileError",
@@ -48,6 +53,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Chaos": "pytest_soak.mocks",
+    "MockSet": "pytest_soak.mocks",
     "Exchange": "pytest_soak.traffic",
     "RecordedResponse": "pytest_soak.traffic",
     "SoakResult": "pytest_soak.result",

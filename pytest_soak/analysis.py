@@ -91,6 +91,10 @@ class PhaseSummary:
     mem_floor: float | None
     mem_peak: float | None
     floor_growth: float  # growth of checkpoint floors of the judged metric attributed here
+    error_kinds: Mapping[str, int] = field(default_factory=dict)  # "reset", "timeout", "5xx", ...
+    error_samples: tuple[str, ...] = ()
+    lateness_p99: float = 0.0  # seconds from intended to actual send
+    rate_accuracy: float | None = None  # achieved / intended send rate over the phase
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,10 @@ def summarize_phases(
                 mem_floor=pick(ext.low if ext else None),
                 mem_peak=pick(ext.high if ext else None),
                 floor_growth=growth_by_phase.get(stats.index, 0.0),
+                error_kinds=dict(stats.errors.most_common()),
+                error_samples=tuple(stats.error_samples),
+                lateness_p99=stats.lateness.percentile(99),
+                rate_accuracy=stats.rate_accuracy,
             )
         )
     return tuple(rows)

@@ -20,6 +20,11 @@ class MockError(SoakError):
     """A mock definition could not be used."""
 
 
+class MockDefinitionError(MockError):
+    """A mock definition file is malformed or asks for what is not supported: names the file,
+    the mapping (index or name), the field, what is wrong and what to do."""
+
+
 class ProfileError(SoakError):
     """A ramp profile or its arguments are invalid."""
 

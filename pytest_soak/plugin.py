@@ -18,6 +18,7 @@ import pytest
 from pytest_soak.errors import SoakError
 
 if TYPE_CHECKING:
+    from pytest_soak.mocks import MockSet
     from pytest_soak.settings import Settings
     from pytest_soak.soak import Soak
     from pytest_soak.traffic import Traffic
@@ -33,7 +34,8 @@ TRAFFIC_FILTERS = ("exclude", "headers", "include", "methods")
 TRAFFIC_CACHE_SIZE = 4
 MARKER_HELP = (
     "soak(profile=..., peak_rps=..., duration=..., concurrency=..., max_growth=..., "
-    "max_growth_per_request=..., tolerance=..., baseline=..., seed=...): shape and limits of "
+    "max_growth_per_request=..., tolerance=..., baseline=..., seed=..., isolate=...): shape and "
+    "limits of "
     "this test's soak run (pytest-soak)"
 )
 
@@ -119,6 +121,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail soak tests that have no baseline for this environment.",
     )
     parser.addini("soak_strict", "default --soak-strict", type="bool", default=False)
+    group.addoption(
+        "--soak-isolate",
+        dest="soak_isolate",
+        action="store_true",
+        default=None,
+        help="when a soak test leaks, replay subsets of its traffic to name the leaking endpoint "
+        "and kind of request (docs/isolation.md); writes <module>.<test>.leak-repro.jsonl.",
+    )
+    parser.addini(
+        "soak_isolate",
+        "default for soak tests whose marker sets no isolate: true, false or mutate",
+        default="",
+    )
     group.addoption(
         "--soak-env-label",
         dest="soak_env_label",
@@ -237,7 +252,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
 
     item = request.node
     config = request.config
-    marker = _marker_kwargs(item)
+    marker = _with_isolate(config, _marker_kwargs(item))
     parse_marker_kwargs(marker)
     mode = _mode_option(config)
     duration = _duration_option(config)
@@ -267,7 +282,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         test_id=_test_id(item),
         base_dir=module_path.parent,
         allowed_hosts=hosts,
-        on_result=lambda result: results.append(result.to_dict()),
+        on_result=lambda result: results.append(_with_mocks(result, item)),
         baselines=BaselineContext(
             test_file=module_path,
             test_name=_test_name(item),
@@ -280,6 +295,19 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         yield runner
     finally:
         runner.close()
+
+
+def _with_isolate(config: pytest.Config, marker: dict[str, Any]) -> dict[str, Any]:
+    """ini ``soak_isolate`` is the default under every marker; ``--soak-isolate`` turns
+    isolation on whatever the markers say (``isolate="mutate"`` stays ``mutate``)."""
+    from pytest_soak.settings import isolate_mode
+
+    ini = str(config.getini("soak_isolate") or "").strip()
+    if ini and "isolate" not in marker:
+        marker["isolate"] = isolate_mode(ini, "ini soak_isolate")
+    if config.getoption("soak_isolate") and isolate_mode(marker.get("isolate", False)) == "off":
+        marker["isolate"] = "on"
+    return marker
 
 
 @pytest.fixture
@@ -318,6 +346,74 @@ def replay_traffic(request: pytest.FixtureRequest) -> Callable[..., Traffic]:
             raise type(exc)(str(exc)) from None
 
     return load
+
+
+# -- soak_mocks (docs/mocks.md) ---------------------------------------------------------------
+
+MOCKS_KEY = pytest.StashKey[list["MockSet"]]()
+
+
+@pytest.fixture
+def soak_mocks(request: pytest.FixtureRequest) -> Generator[Callable[..., MockSet], None, None]:
+    """Mock the service's downstream dependencies: ``soak_mocks(path_or_defs, serve=False,
+    chaos=None)`` with WireMock mappings (file, ``mappings/`` + ``__files/`` folder, or a list of
+    mapping dicts) or recorded outbound traffic (HAR, GoReplay, RRPair OUT, VCR, a ``Traffic``);
+    paths are relative to the test file. In process httpx calls are answered through respx;
+    ``serve=True`` starts a loopback server process (``.url``). Stopped when the test ends."""
+    from pytest_soak.mocks import MockSet
+
+    item = request.node
+    base = Path(str(request.path)).parent
+    started: list[MockSet] = []
+    item.stash[MOCKS_KEY] = started
+    marker_seed = _marker_kwargs(item).get("seed")
+
+    def start(
+        path_or_defs: Any,
+        serve: bool = False,
+        chaos: Any = None,
+        *,
+        hosts: Any = None,
+        seed: int | None = None,
+        **options: Any,
+    ) -> MockSet:
+        __tracebackhide__ = True
+        if seed is None and isinstance(marker_seed, int) and not isinstance(marker_seed, bool):
+            seed = marker_seed
+        try:
+            mocks = MockSet.load(
+                path_or_defs, serve=serve, chaos=chaos, seed=seed, hosts=hosts, base_dir=base,
+                **options,
+            )  # fmt: skip
+        except SoakError as exc:
+            raise type(exc)(str(exc)) from None
+        for ignored in mocks.definitions.ignored:
+            if "not supported" in ignored:
+                item.warn(pytest.PytestWarning(f"soak_mocks: {ignored}"))
+        started.append(mocks)
+        return mocks
+
+    try:
+        yield start
+    finally:
+        for mocks in reversed(started):
+            mocks.stop()
+
+
+def _with_mocks(result: Any, item: pytest.Item) -> dict[str, Any]:
+    """The result as a dict, with the journal of the test's mock sets (requests, unmatched,
+    chaos injected): the report shows that chaos was applied and what was not mocked."""
+    mock_sets = item.stash.get(MOCKS_KEY, [])
+    if mock_sets:
+        stats: dict[str, Any] = {}
+        for mocks in mock_sets:
+            try:
+                stats[mocks.name] = mocks.stats()
+            except SoakError as exc:
+                stats[mocks.name] = {"error": str(exc)}
+        result.mocks = stats
+    converted: dict[str, Any] = result.to_dict()
+    return converted
 
 
 @pytest.hookimpl(wrapper=True)

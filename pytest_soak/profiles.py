@@ -25,7 +25,15 @@ from typing import NamedTuple
 from pytest_soak.errors import ProfileError, SoakError
 from pytest_soak.units import parse_duration
 
-__all__ = ["BUILTINS", "Phase", "Profile", "Stage", "Timeline", "get_profile"]
+__all__ = [
+    "BUILTINS",
+    "Phase",
+    "Profile",
+    "RecordedTimeline",
+    "Stage",
+    "Timeline",
+    "get_profile",
+]
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -370,6 +378,65 @@ class Timeline:
 
     def _segment_at(self, t: float) -> _Segment:
         return self._segments[max(bisect.bisect_right(self._starts, t) - 1, 0)]
+
+
+class RecordedTimeline:
+    """The ``recorded`` replay mode: the recording's own timing instead of a profile's.
+
+    Request ``i`` of a pass is sent ``w[i]`` seconds into it, where each recorded gap is divided
+    by ``speed`` and then capped at ``max_gap`` wall seconds (a recording's quiet night must not
+    stall a one-minute run). Passes repeat, one mean gap apart, until ``wall_seconds``; a
+    recording longer than the run is cut there. Offsets must be non-decreasing (loaders sort by
+    timestamp). The whole run is one phase, ``recorded``.
+    """
+
+    #: Gap between passes when every request of the recording shares one instant.
+    BURST_PERIOD = 1.0
+
+    def __init__(
+        self, offsets: Sequence[float], *, speed: float, max_gap: float, wall_seconds: float
+    ) -> None:
+        if not offsets:
+            raise ProfileError("the recording has no requests to replay")
+        speed = _positive(speed, "speed", "how many times faster than recorded to replay")
+        max_gap = _positive(max_gap, "max_gap", "the longest wait between two requests")
+        self.wall_seconds = _positive(wall_seconds, "wall_seconds", "wall-clock length of the run")
+        wall = [0.0]
+        for previous, current in itertools.pairwise(offsets):
+            gap = current - previous
+            if not gap >= 0:
+                raise ProfileError(
+                    f"recorded offsets must not decrease ({previous!r} then {current!r})"
+                )
+            wall.append(wall[-1] + min(gap / speed, max_gap))
+        self._pass = tuple(wall)
+        mean_gap = wall[-1] / (len(wall) - 1) if len(wall) > 1 else 0.0
+        self.pass_seconds = wall[-1] + (mean_gap if mean_gap > 0 else self.BURST_PERIOD)
+        self.request_count = int(self.requests_until(self.wall_seconds))
+        self.expected_requests = float(self.request_count)
+        self.peak_rps = len(wall) / self.pass_seconds  # the mean rate of a pass
+        phase = Phase("recorded", 0.0, self.wall_seconds)
+        self._spans = ((phase, 0.0, self.wall_seconds),)
+
+    def requests_until(self, wall_t: float) -> float:
+        """Requests intended in ``[0, wall_t]``."""
+        t = _clamp(wall_t, self.wall_seconds, "wall_t")
+        passes, rest = divmod(t, self.pass_seconds)
+        return float(int(passes) * len(self._pass) + bisect.bisect_right(self._pass, rest))
+
+    def arrivals(self) -> Iterator[float]:
+        """Intended wall send offsets, ``request_count`` of them, non-decreasing."""
+        left = self.request_count
+        passes = 0
+        while left > 0:
+            start = passes * self.pass_seconds
+            for offset in self._pass[:left]:
+                yield min(start + offset, self.wall_seconds)  # the count's rounding decides
+            left -= len(self._pass)
+            passes += 1
+
+    def phase_spans(self) -> tuple[tuple[Phase, float, float], ...]:
+        return self._spans
 
 
 def _time_in(seg: _Segment, d: float) -> float:

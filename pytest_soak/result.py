@@ -29,6 +29,8 @@ class SoakResult:
     traffic: dict[str, Any] = field(default_factory=dict)
     service_output: str = ""
     baseline: dict[str, Any] = field(default_factory=dict)  # how it compared, and why (not)
+    isolation: dict[str, Any] = field(default_factory=dict)  # culprit endpoint/variation (isolate)
+    mocks: dict[str, Any] = field(default_factory=dict)  # soak_mocks stats per mock set
 
     @property
     def failed(self) -> bool:

@@ -26,6 +26,7 @@ from pytest_soak.probes import (
     read_floor,
     settle_in_process,
 )
+from pytest_soak.profiles import RecordedTimeline, Timeline
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 from pytest_soak.traffic.model import Traffic
@@ -89,14 +90,27 @@ def run_soak(
             "soak.run() was called inside a running event loop (an async test?); "
             "call it from a plain (sync) test function: it runs its own loop"
         )
-    timeline = settings.profile.timeline(settings.peak_rps, settings.duration)
+    timeline: Timeline | RecordedTimeline
+    if settings.replay == "recorded":
+        timeline = RecordedTimeline(
+            [exchange.offset for exchange in traffic],
+            speed=settings.speed,
+            max_gap=settings.max_gap,
+            wall_seconds=settings.duration,
+        )
+        shape, raise_hint = f"the recording at speed={settings.speed:g}", "speed or duration"
+        profile_name, peak_rps = f"recorded x{settings.speed:g}", timeline.peak_rps
+    else:
+        timeline = settings.profile.timeline(settings.peak_rps, settings.duration)
+        shape = f"peak_rps={settings.peak_rps:g} with profile {settings.profile.name!r}"
+        raise_hint = "peak_rps or duration"
+        profile_name, peak_rps = settings.profile.name, settings.peak_rps
     minimum = MIN_REQUESTS_PER_SEGMENT * (settings.measured_segments + 1)
     if timeline.request_count < minimum:
         raise ProfileError(
-            f"peak_rps={settings.peak_rps:g} over duration={settings.duration:g}s plans only "
-            f"{timeline.request_count} requests with profile {settings.profile.name!r}; a verdict "
-            f"needs at least {minimum} ({MIN_REQUESTS_PER_SEGMENT} per measured segment): raise "
-            "peak_rps or duration"
+            f"{shape} over duration={settings.duration:g}s plans only "
+            f"{timeline.request_count} requests; a verdict needs at least {minimum} "
+            f"({MIN_REQUESTS_PER_SEGMENT} per measured segment): raise {raise_hint}"
         )
     checkpoints = plan_checkpoints(timeline.request_count, len(traffic), settings.measured_segments)
     phases = [
@@ -125,8 +139,8 @@ def run_soak(
                 planned_requests=timeline.request_count,
                 phases=phases,
                 wall_seconds=settings.duration,
-                profile=settings.profile.name,
-                peak_rps=settings.peak_rps,
+                profile=profile_name,
+                peak_rps=peak_rps,
                 checkpoints=checkpoints,
                 on_checkpoint=on_checkpoint,
                 config=ReplayConfig(concurrency=settings.concurrency),
@@ -286,4 +300,10 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "max_growth": settings.max_growth,
         "max_growth_per_request": settings.max_growth_per_request,
         "seed": settings.seed,
+        "replay": settings.replay,
+        **(
+            {"speed": settings.speed, "max_gap": settings.max_gap}
+            if settings.replay == "recorded"
+            else {}
+        ),
     }

@@ -16,6 +16,10 @@ from pytest_soak.profiles import Profile, get_profile
 from pytest_soak.units import parse_duration, parse_size
 
 MODES = ("quick", "nightly")
+#: ``profile``: requests in recorded order paced by the profile; ``recorded``: the recording's
+#: own gaps (divided by ``speed``, each at most ``max_gap``).
+REPLAY_MODES = ("profile", "recorded")
+DEFAULT_MAX_GAP = 10.0
 #: Wall time of a compressed run when neither the marker nor --soak-duration says.
 DEFAULT_DURATIONS = {"quick": 60.0, "nightly": 2 * 3600.0}
 #: Measured repetitions (segments between floors) after the warm-up.
@@ -27,11 +31,15 @@ MARKER_KEYS = (
     "baseline",
     "concurrency",
     "duration",
+    "isolate",
     "max_growth",
+    "max_gap",
     "max_growth_per_request",
     "peak_rps",
     "profile",
+    "replay",
     "seed",
+    "speed",
     "tolerance",
 )
 
@@ -48,10 +56,14 @@ class Settings:
     tolerance: str | float | tuple[str, ...] | None = None  # parsed by baselines.Tolerance
     baseline: bool = True  # compare with (and record) a committed baseline
     seed: int = 0
+    isolate: str = "off"  # on a leak: "on" isolates it, "mutate" also tries mutated requests
     allowed_hosts: tuple[str, ...] = ()
     measured_segments: int = 12
     sample_interval: float = 0.1
     tracemalloc_frames: int = 1  # the measured run: cheap; attribution goes deeper
+    replay: str = "profile"
+    speed: float = 1.0
+    max_gap: float = DEFAULT_MAX_GAP
 
 
 def parse_marker_kwargs(
@@ -90,12 +102,24 @@ def resolve(
     if mode not in MODES:
         raise SoakError(f"soak mode={mode!r} is not one of: {', '.join(MODES)}")
     profile = get_profile(values.get("profile", "constant"))
+    replay = values.get("replay", "profile")
+    if replay not in REPLAY_MODES:
+        raise SoakError(
+            f"replay={replay!r} is not a replay mode; use 'profile' (paced by the profile) or "
+            "'recorded' (the recording's own gaps x speed)"
+        )
+    speed = _positive_number(
+        values.get("speed", 1.0), "speed", "how many times faster than recorded to replay"
+    )
+    max_gap = parse_duration(values.get("max_gap", DEFAULT_MAX_GAP), name="max_gap")
     if "peak_rps" in values:
         peak = _positive_number(
             values["peak_rps"], "peak_rps", "requests per second at the profile's peak"
         )
     elif profile.peak is not None:
         peak = profile.peak
+    elif replay == "recorded":
+        peak = 1.0  # not used: the recording sets the rate
     else:
         raise ProfileError(
             "peak_rps is missing: say how many requests per second the profile's peak is, e.g. "
@@ -131,9 +155,13 @@ def resolve(
         seed=seed,
         tolerance=_tolerance(values.get("tolerance")),
         baseline=_flag(values.get("baseline", True), "baseline"),
+        isolate=isolate_mode(values.get("isolate", False)),
         allowed_hosts=allowed_hosts,
         measured_segments=MEASURED_SEGMENTS[mode],
         sample_interval=SAMPLE_INTERVALS[mode],
+        replay=replay,
+        speed=speed,
+        max_gap=max_gap,
     )
 
 
@@ -151,6 +179,23 @@ def _tolerance(value: Any) -> str | float | tuple[str, ...] | None:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise SoakError(f"tolerance={value!r} must be like '20%', '1MB', '20% + 1MB' or ('20%', '1MB')")
+
+
+ISOLATE_MODES = ("off", "on", "mutate")
+
+
+def isolate_mode(value: Any, name: str = "isolate") -> str:
+    """``isolate=True|False|"mutate"`` (also the words of ``ISOLATE_MODES`` and ini booleans)."""
+    if value is True or value is False:
+        return "on" if value else "off"
+    text = value.strip().lower() if isinstance(value, str) else None
+    words = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
+    if text is not None and (text in ISOLATE_MODES or text in words or not text):
+        return words.get(text, text or "off")
+    raise SoakError(
+        f"{name}={value!r} must be True, False or 'mutate' (isolate a leak; 'mutate' also "
+        "replays mutated requests, with hypothesis)"
+    )
 
 
 def _flag(value: Any, name: str) -> bool:

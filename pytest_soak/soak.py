@@ -12,6 +12,7 @@ from pytest_soak.baselines import Tolerance
 from pytest_soak.baselining import BaselineContext, apply_baseline
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
 from pytest_soak.errors import SoakError, SoakFailure
+from pytest_soak.isolation import isolate, repro_path
 from pytest_soak.result import SoakResult
 from pytest_soak.runner import run_soak
 from pytest_soak.settings import Settings
@@ -73,6 +74,8 @@ class Soak:
         try:
             if self._baselines is not None:
                 apply_baseline(result, settings, self._baseline_context())
+            if settings.isolate != "off" and result.verdict == "leak":
+                self._isolate(target, traffic, settings, result)
         except SoakError as exc:
             result.verdict, result.reason = "error", str(exc)
             raise _fresh(exc) from None
@@ -117,6 +120,25 @@ class Soak:
             return UrlTarget(url, [pid] if isinstance(pid, int) else list(pid))
         except SoakError as exc:
             raise _fresh(exc) from None
+
+    def _isolate(
+        self, target: object, traffic: Traffic, settings: Settings, result: SoakResult
+    ) -> None:
+        """``isolate=True``: replay subsets of the traffic until the leaking endpoint and kind
+        of request are named (docs/isolation.md); the result carries what was found."""
+        path = repro_path(self.base_dir, self.test_id, len(self.results)) if self.test_id else None
+        try:
+            result.isolation = isolate(
+                target,
+                traffic,
+                settings,
+                result,
+                test_id=self.test_id,
+                repro_path=path,
+                mutate=settings.isolate == "mutate",
+            )
+        except SoakError as exc:  # the leak stands; say why it could not be isolated
+            result.isolation = {"status": "error", "summary": f"isolation failed: {exc}"}
 
     def _baseline_context(self) -> BaselineContext:
         """The second and later ``soak.run`` of one test get their own baseline (``test#2``)."""

@@ -39,7 +39,7 @@ def test_example_with_the_cart_delete_bug_fails_naming_the_leak() -> None:
     assert "B/request" in out
     for phase in ("night", "spike", "sustained", "decline", "late-night"):
         assert f"\nE       {phase} " in out, phase
-    assert "shop/app.py:" in out and "in _find_cart: missing_cart_report.append(" in out
+    assert "shop/app.py:" in out and "in delete_cart: missing_cart_report.append(" in out
     assert "1 failed" in out
 
 

@@ -17,7 +17,7 @@ import httpx
 from pytest_soak.traffic.model import Exchange
 
 # Hop-by-hop and framing headers are the client's business, not the recording's.
-_DROPPED_HEADERS = frozenset(
+DROPPED_HEADERS = frozenset(
     {
         "host",
         "content-length",
@@ -30,6 +30,7 @@ _DROPPED_HEADERS = frozenset(
         "trailer",
         "upgrade",
         "accept-encoding",
+        "expect",
     }
 )
 
@@ -56,7 +57,7 @@ def request_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
     return [
         (k.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
         for k, v in exchange.headers
-        if k.lower() not in _DROPPED_HEADERS
+        if k.lower() not in DROPPED_HEADERS
     ]
 
 

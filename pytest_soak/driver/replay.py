@@ -193,10 +193,14 @@ class _Loop:
                 if self.abort is not None:
                     self.slots.release()
                     raise _Aborted(self.abort)
-                lateness = self.loop.time() - intended
+                now = self.loop.time()
+                lateness = now - intended
                 stats.lateness.record(max(0.0, lateness))
                 if lateness > self.config.late_threshold:
                     stats.late += 1
+                if not stats.sent:
+                    stats.first_intended, stats.first_sent_at = intended, now
+                stats.last_intended, stats.last_sent_at = intended, now
                 stats.sent += 1
                 sent += 1
                 exchange = self.exchanges[index % n_exchanges]

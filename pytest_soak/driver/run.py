@@ -30,6 +30,12 @@ class PhaseStats:
     error_samples: list[str] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lateness: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Loop-clock times of the phase's first and last send, intended and actual: the achieved
+    # rate over exactly the requests sent, free of where the phase's edges fall.
+    first_intended: float = 0.0
+    last_intended: float = 0.0
+    first_sent_at: float = 0.0
+    last_sent_at: float = 0.0
 
     @property
     def error_count(self) -> int:
@@ -49,6 +55,16 @@ class PhaseStats:
     def achieved_rps(self) -> float:
         """Requests sent per second of the phase's planned (unpaused) wall time."""
         return self.sent / self.planned_duration if self.planned_duration > 0 else 0.0
+
+    @property
+    def rate_accuracy(self) -> float | None:
+        """Achieved / intended send rate over the phase's requests (1.0 = on schedule); None
+        with fewer than two requests or all of them intended at one instant."""
+        intended = self.last_intended - self.first_intended
+        actual = self.last_sent_at - self.first_sent_at
+        if self.sent < 2 or intended <= 0:
+            return None
+        return intended / actual if actual > 0 else float("inf")
 
     @property
     def target_rps(self) -> float:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_soak.driver.clients import Client, HttpxAsyncClient, WsgiThreadClient
+from pytest_soak.driver.http1 import Http1Client
 from pytest_soak.errors import DriverError
 
 
@@ -210,6 +211,11 @@ class UrlTarget(Target):
         return list(self._pids)
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
+        parts = urlsplit(self.url)
+        if parts.scheme == "http" and parts.hostname:
+            # The fast path: pre-built requests over keep-alive connections (driver/http1.py).
+            port = parts.port or 80
+            return Http1Client(parts.hostname, port, concurrency=concurrency, timeout=timeout)
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         client = httpx.AsyncClient(timeout=timeout, limits=limits)
         return HttpxAsyncClient(client, self.url)

@@ -3,7 +3,8 @@ table, the allocation sites that grew, and notes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pytest_soak.analysis import LABELS, UNITS, MetricJudgement, PhaseSummary
 from pytest_soak.units import format_bytes, format_duration, format_ms
@@ -51,6 +52,7 @@ def render_explanation(result: SoakResult) -> str:
         lines.append(f"  {judgement.metric}: {judgement.verdict} — {judgement.reason}")
     lines.append("")
     lines.extend(render_phase_table(result))
+    lines.extend(render_errors(result))
     if result.analysis.sites:
         replayed = max(1, result.analysis.attribution_requests)
         lines.append("")
@@ -62,6 +64,10 @@ def render_explanation(result: SoakResult) -> str:
             growth = format_bytes(grown.growth, signed=True)
             per_request = format_bytes(grown.growth / replayed)
             lines.append(f"  {growth:>11} ({per_request}/request)  {grown.site}")
+    if result.mocks:
+        lines.append("")
+        lines.extend(render_mocks(result.mocks))
+    lines.extend(render_isolation(result.isolation))
     if result.analysis.notes:
         lines.append("")
         lines.extend(f"note: {note}" for note in result.analysis.notes)
@@ -99,6 +105,103 @@ def _limit_lines(primary: MetricJudgement, result: SoakResult) -> list[str]:
     ]
 
 
+def render_isolation(isolation: Mapping[str, Any]) -> list[str]:
+    """The isolation section (``--soak-isolate``): culprit endpoint and variation, growth per
+    request with and without them, the reproduction file, every replay."""
+    if not isolation:
+        return []
+    lines = [
+        "",
+        f"leak isolation (exclusion method): {isolation.get('summary', '')}",
+        f"  {isolation.get('replays', 0)} compressed replays of ~"
+        f"{format_duration(isolation.get('replay_seconds', 0.0))} each, "
+        f"{format_duration(isolation.get('seconds', 0.0))} in all, over "
+        f"{isolation.get('endpoints', 0)} endpoints (one culprit costs at most "
+        f"{isolation.get('replay_bound', 0)})",
+    ]
+    with_it = format_bytes(isolation.get("growth_per_request_with", 0.0))
+    for culprit in isolation.get("culprits", []):
+        lines.append(
+            f"  culprit endpoint: {culprit['endpoint']} ({culprit['requests']:,} of "
+            f"{culprit['recorded']:,} recorded requests)"
+        )
+        growth = [f"{with_it} with it (the whole traffic)"]
+        if culprit.get("without"):
+            growth.append(_outcome(culprit["without"], "without it"))
+        if culprit.get("alone"):
+            growth.append(_outcome(culprit["alone"], "alone"))
+        lines.append("    growth per request: " + ", ".join(growth))
+        variation = culprit.get("variation")
+        if variation:
+            lines.append(
+                f"  culprit variation: {variation['label']} ({variation['requests']:,} of its "
+                f"{culprit['requests']:,} requests)"
+            )
+            lines.append("    growth per request: " + _outcome(variation["without"], "without it"))
+        elif culprit.get("variations_tried"):
+            tried = ", ".join(v["variation"] for v in culprit["variations_tried"])
+            lines.append(
+                f"  no single variation: the leak stays without each of {tried}: every kind of "
+                "request to it leaks"
+            )
+        for mutation in culprit.get("mutations", []):
+            lines.append(
+                f"  mutated requests (not in the recording), {mutation['kind']}: "
+                + _outcome(mutation["outcome"], "")
+            )
+    for group in isolation.get("interactions", []):
+        lines.append(
+            "  interaction: the leak needs " + " together with ".join(group) + "; none of them "
+            "leaks alone, so none is named the culprit"
+        )
+    if isolation.get("side_effects"):
+        lines.append(
+            "  leaked only when replayed without other endpoints (not culprits): "
+            + ", ".join(isolation["side_effects"])
+        )
+    cured = isolation.get("without_culprits")
+    if cured and len(isolation.get("culprits", [])) > 1:
+        lines.append("  without every culprit: " + _outcome(cured, ""))
+    repro = isolation.get("repro")
+    if repro:
+        lines.append(
+            f"  minimal traffic that still leaks ({repro['requests']:,} requests, secrets "
+            f"redacted): {repro['path']}"
+        )
+    replayed = isolation.get("repro_outcome")
+    if replayed:
+        lines.append("    replayed alone: " + _outcome(replayed, ""))
+    lines.extend(f"  note: {note}" for note in isolation.get("notes", []))
+    probes = isolation.get("probes", [])
+    if probes:
+        lines.append("  replays:")
+        purposes = [_clip(p["purpose"], 72) for p in probes]
+        width = max(len(purpose) for purpose in purposes)
+        for probe, purpose in zip(probes, purposes, strict=True):
+            lines.append(
+                f"    {probe['number']:>2}. {purpose:<{width}}  "
+                f"{'leak' if probe['leaks'] else 'no leak':<7}  "
+                f"{format_bytes(probe['growth_per_request']):>10}/request  "
+                f"{probe['requests']:>7,} requests  {format_duration(probe['seconds'])}"
+            )
+    return lines
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _outcome(outcome: Mapping[str, Any], what: str) -> str:
+    verdict = "leak" if outcome["leaks"] else "no leak"
+    if outcome["verdict"] == "error":
+        verdict = "replay failed: " + str(outcome.get("reason", ""))[:120]
+    prefix = f"{what} " if what else ""
+    return (
+        f"{format_bytes(outcome['growth_per_request'])} {prefix}({verdict}, replay "
+        f"{outcome['number']})"
+    )
+
+
 def _worst_phase(phases: tuple[PhaseSummary, ...]) -> PhaseSummary | None:
     grown = [p for p in phases if p.floor_growth > 0]
     return max(grown, key=lambda p: p.floor_growth) if grown else None
@@ -133,6 +236,43 @@ def render_phase_table(result: SoakResult) -> list[str]:
             )
         )
     return format_table(rows)
+
+
+def render_errors(result: SoakResult) -> list[str]:
+    """Requests without a good answer, by phase and kind, with the first example of each phase."""
+    failing = [p for p in result.analysis.phases if p.error_kinds]
+    if not failing:
+        return []
+    lines = ["", "errors by phase (the run went on; these requests are in the counts above):"]
+    for phase in failing:
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in phase.error_kinds.items())
+        example = f" — e.g. {phase.error_samples[0]}" if phase.error_samples else ""
+        lines.append(f"  {phase.name}: {kinds}{example}")
+    return lines
+
+
+def render_mocks(mocks: Mapping[str, Any] | None) -> list[str]:
+    """One line per mock set (requests, unmatched, chaos injected), then its unmatched requests."""
+    lines: list[str] = []
+    for name, stats in (mocks or {}).items():
+        if not isinstance(stats, Mapping) or "error" in stats:
+            lines.append(f"mocks {name}: stats unavailable ({(stats or {}).get('error', '?')})")
+            continue
+        injected = stats.get("injected") or {}
+        chaos = ", ".join(f"{kind} ×{count:,}" for kind, count in injected.items())
+        lines.append(
+            f"mocks {name} ({stats.get('transport', '?')}): {stats.get('requests', 0):,} requests, "
+            f"{stats.get('unmatched_count', 0):,} unmatched (answered 404)"
+            + (f"; chaos injected: {chaos}" if chaos else "")
+        )
+        for miss in (stats.get("unmatched") or [])[:5]:
+            closest = f", closest stub {miss['closest']!r}" if miss.get("closest") else ""
+            where = f"{miss['method']} {miss['path']}"
+            lines.append(f"  unmatched: {where} ×{miss['count']:,}{closest}")
+        more = len(stats.get("unmatched") or []) - 5 + int(stats.get("unmatched_not_listed", 0))
+        if more > 0:
+            lines.append(f"  … and {more:,} more unmatched requests")
+    return lines
 
 
 def format_table(rows: list[tuple[str, ...]]) -> list[str]:

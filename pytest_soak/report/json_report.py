@@ -70,6 +70,8 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
         ],
         "notes": list(result.analysis.notes),
         "baseline": result.baseline,
+        "isolation": result.isolation,
+        "mocks": result.mocks,
         "harness": result.harness,
         "samples": [{"t": round(t, 3), **values} for t, values in result.samples],
     }

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_soak.analysis import UNITS
-from pytest_soak.report.failure import format_table
+from pytest_soak.report.failure import format_table, render_mocks
 from pytest_soak.units import format_bytes, format_duration
 
 
@@ -41,7 +41,24 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
     for result in results:
         if result["verdict"] in ("suspicious", "inconclusive"):
             lines.append(f"{result['test_id']}: {result['verdict']}: {result['reason']}")
+        errors = _error_kinds(result)
+        if errors:
+            lines.append(f"{result['test_id']}: errors: {errors}")
+        lines.extend(f"{result['test_id']}: {line}" for line in render_mocks(result.get("mocks")))
         baseline = result.get("baseline") or {}
         if baseline.get("note"):
             lines.append(f"{result['test_id']}: baseline: {baseline['note']}")
     return lines
+
+
+def _error_kinds(result: Mapping[str, Any]) -> str:
+    """``reset 12 (spike 10, sustained 2), timeout 3 (spike)``: what failed, and in which phase."""
+    by_kind: dict[str, dict[str, int]] = {}
+    for phase in result.get("phases") or ():
+        for kind, count in (phase.get("error_kinds") or {}).items():
+            by_kind.setdefault(kind, {})[str(phase["name"])] = int(count)
+    parts = []
+    for kind, phases in sorted(by_kind.items(), key=lambda item: -sum(item[1].values())):
+        where = ", ".join(f"{name} {count:,}" for name, count in phases.items())
+        parts.append(f"{kind} {sum(phases.values()):,} ({where})")
+    return ", ".join(parts)

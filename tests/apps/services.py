@@ -136,3 +136,82 @@ def wsgi_app(leak_bytes: int = 0):  # type: ignore[no-untyped-def]
         return [b"ok"]
 
     return app
+
+
+# -- leak isolation (tests/test_isolation*.py) ------------------------------------------------
+
+
+def two_leaks_app(bytes_per_request: int = 8192) -> Starlette:
+    """Two independent leaks: ``GET /alpha/{id}`` and ``GET /beta/{id}`` each keep a buffer per
+    request; ``GET /gamma/{id}`` and ``GET /delta/{id}`` are healthy."""
+    kept: list[bytes] = []
+
+    async def leaky(request: Request) -> Response:
+        kept.append(b"k" * bytes_per_request)
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    async def healthy(request: Request) -> Response:
+        scratch = [request.path_params["item_id"] * 10 for _ in range(20)]
+        return JSONResponse({"id": request.path_params["item_id"], "n": len(scratch)})
+
+    return Starlette(
+        routes=[
+            Route("/alpha/{item_id}", leaky),
+            Route("/beta/{item_id}", leaky),
+            Route("/gamma/{item_id}", healthy),
+            Route("/delta/{item_id}", healthy),
+        ]
+    )
+
+
+def interaction_app(bytes_per_request: int = 8192) -> Starlette:
+    """A leak only when two endpoints both get traffic: ``PUT /draft/{id}`` stores a draft
+    (one per id: bounded), ``POST /publish/{id}`` takes it and keeps it forever. Neither leaks
+    alone; ``GET /feed`` and ``GET /about/{id}`` are healthy."""
+    drafts: dict[str, bytes] = {}
+    published: list[bytes] = []
+
+    async def draft(request: Request) -> Response:
+        drafts[request.path_params["item_id"]] = b"d" * bytes_per_request
+        return JSONResponse({"drafts": len(drafts)})
+
+    async def publish(request: Request) -> Response:
+        stored = drafts.pop(request.path_params["item_id"], None)
+        if stored is None:
+            return JSONResponse({"error": "no draft"}, status_code=404)
+        published.append(stored)
+        return JSONResponse({"published": len(published)})
+
+    async def feed(request: Request) -> Response:
+        return JSONResponse({"items": len(published) % 7})
+
+    async def about(request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(
+        routes=[
+            Route("/draft/{item_id}", draft, methods=["PUT"]),
+            Route("/publish/{item_id}", publish, methods=["POST"]),
+            Route("/feed", feed),
+            Route("/about/{item_id}", about),
+        ]
+    )
+
+
+def unknown_id_app(bytes_per_request: int = 8192) -> Starlette:
+    """``GET /doc/{id}`` answers known ids (``d0000`` … ``d0019``) and keeps a buffer for every
+    unknown one it answers 404 (a leak on the error path only); ``GET /list`` is healthy."""
+    docs = {f"d{n:04d}": {"id": f"d{n:04d}"} for n in range(20)}
+    misses: list[bytes] = []
+
+    async def doc(request: Request) -> Response:
+        found = docs.get(request.path_params["doc_id"])
+        if found is None:
+            misses.append(b"m" * bytes_per_request)
+            return JSONResponse({"error": "no such doc"}, status_code=404)
+        return JSONResponse(found)
+
+    async def listing(request: Request) -> Response:
+        return JSONResponse(sorted(docs)[:5])
+
+    return Starlette(routes=[Route("/doc/{doc_id}", doc), Route("/list", listing)])

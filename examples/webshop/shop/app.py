@@ -30,11 +30,7 @@ def create_app(*, cart_delete_bug: bool = False) -> Starlette:
     missing_cart_report: list[list[bytes]] = []  # the bug keeps its copies here
 
     def _find_cart(cart_id: str) -> list[dict[str, object]] | None:
-        cart = carts.get(cart_id)
-        if cart is None and cart_delete_bug:
-            # "Diagnostics": remember which carts existed when an unknown id was asked for.
-            missing_cart_report.append([known.encode() for known in carts])
-        return cart
+        return carts.get(cart_id)
 
     @functools.lru_cache(maxsize=64)
     def _search(query: str) -> list[str]:
@@ -83,6 +79,9 @@ def create_app(*, cart_delete_bug: bool = False) -> Starlette:
     async def delete_cart(request: Request) -> Response:
         cart_id = request.path_params["cart_id"]
         if _find_cart(cart_id) is None:
+            if cart_delete_bug:
+                # "Diagnostics": remember which carts existed when an unknown id was deleted.
+                missing_cart_report.append([known.encode() for known in carts])
             return JSONResponse({"error": "no such cart"}, status_code=404)
         del carts[cart_id]
         return Response(status_code=204)

@@ -1,0 +1,115 @@
+"""Acceptance of leak isolation on the example shop with its cart-delete bug, in quick mode.
+
+Slow (minutes): deselected by default; run with
+
+    pytest -m slow tests/test_isolation_example.py -n 0
+
+The example is copied to a temporary folder, so the reproduction file is written there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_soak.traffic import load_traffic
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "webshop"
+
+#: The shipped recording is a window cut from a longer stream: shoppers whose cart was made
+#: before it started still read, fill and delete that cart inside it. A replay never made
+#: those carts, so those requests hit the bug's code path (unknown cart) too. This test keeps
+#: only requests about carts the recording itself makes: the double-clicked delete is then the
+#: only way to ask for an unknown cart — the bug as the example describes it.
+COMPLETE_SESSIONS = textwrap.dedent(
+    """
+    import pytest
+    from shop.app import app
+
+
+    @pytest.mark.soak(profile="spike-at-8am", peak_rps=150, isolate=True)
+    def test_complete_sessions(soak, replay_traffic):
+        traffic = replay_traffic("traffic/shop.har")
+        made = {e.path.rsplit("/", 1)[1] for e in traffic if e.endpoint == "POST /cart/{id}"}
+        soak.run(
+            app,
+            traffic.where(lambda e: "/cart/" not in e.path or bool(made & set(e.path.split("/")))),
+        )
+    """
+)
+
+
+def _run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SHOP_CART_DELETE_BUG="1")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(folder), "-p", "no:cacheprovider", "-n", "0",
+         "--soak-mode=quick", f"--soak-json={folder / 'soak.json'}", *args],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    folder = tmp_path / "webshop"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("*.leak-repro.jsonl"))
+    return folder
+
+
+def _isolation(folder: Path) -> dict[str, object]:
+    document = json.loads((folder / "soak.json").read_text())
+    [result] = document["results"]
+    assert result["verdict"] == "leak"
+    isolation: dict[str, object] = result["isolation"]
+    return isolation
+
+
+@pytest.mark.slow
+def test_the_cart_delete_bug_is_named_with_its_unknown_id_variation(shop: Path) -> None:
+    (shop / "test_shop_soak.py").unlink()
+    (shop / "test_complete_sessions.py").write_text(COMPLETE_SESSIONS)
+    run = _run(shop)
+    assert run.returncode == 1, run.stdout
+    isolation = _isolation(shop)
+    assert isolation["status"] == "found"
+    [culprit] = isolation["culprits"]  # type: ignore[attr-defined]
+    assert culprit["endpoint"] == "DELETE /cart/delete/{id}"
+    assert culprit["variation"]["label"] == "id unknown (recorded 404) = recorded status 4xx (404)"
+    assert culprit["without"]["leaks"] is False
+    endpoints = int(isolation["endpoints"])  # type: ignore[call-overload]
+    assert endpoints == 7
+    assert int(isolation["replays"]) <= 2 * math.log2(endpoints) + 2  # type: ignore[call-overload]
+    assert "culprit endpoint: DELETE /cart/delete/{id} (" in run.stdout
+    assert "culprit variation: id unknown (recorded 404) = recorded status 4xx (404)" in run.stdout
+    repro = shop / "test_complete_sessions.test_complete_sessions.leak-repro.jsonl"
+    traffic = load_traffic(repro)
+    assert {e.endpoint for e in traffic} == {"DELETE /cart/delete/{id}"}
+    assert {e.response.status for e in traffic if e.response} == {404}
+
+
+@pytest.mark.slow
+def test_the_shipped_recording_names_every_endpoint_that_asks_for_unknown_carts(
+    shop: Path,
+) -> None:
+    run = _run(shop, "--soak-isolate")
+    assert run.returncode == 1, run.stdout
+    isolation = _isolation(shop)
+    assert isolation["status"] == "found"
+    culprits = {c["endpoint"]: c for c in isolation["culprits"]}  # type: ignore[attr-defined]
+    assert set(culprits) == {
+        "DELETE /cart/delete/{id}",
+        "GET /cart/{id}",
+        "POST /cart/{id}/items",
+    }
+    for culprit in culprits.values():
+        assert culprit["variation"]["label"].startswith("id unknown (recorded ")
+    assert isolation["without_culprits"]["leaks"] is False  # type: ignore[index]
+    assert "every culprit leaks on the same kind of request (id unknown)" in run.stdout
+    assert (shop / "test_shop_soak.test_shop_memory_is_stable.leak-repro.jsonl").is_file()
