@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import cast
+from collections.abc import Coroutine
+from typing import Any, cast
 from urllib.parse import quote
 
 import httptools
@@ -27,6 +28,8 @@ from pytest_soak.traffic.model import Exchange
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 #: Methods whose requests carry a Content-Length even when empty (servers expect one).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: How often answers past their deadline are expired (at most; less for short timeouts).
+SWEEP_INTERVAL = 0.1
 
 
 def build_request(exchange: Exchange, host: str) -> bytes:
@@ -89,6 +92,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
         self.head = False
         self.used = 0  # requests sent on this connection
+        self.deadline = 0.0  # loop time by which the current answer must be complete
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -183,8 +187,13 @@ class ConnectionPool:
         self.loop = asyncio.get_running_loop()
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
+        self._busy: set[_Connection] = set()
         self._slots = asyncio.Semaphore(max(1, limit))
         self._closed = False
+        # One periodic sweep expires answers past their deadline, instead of a timer per request
+        # (a TimerHandle and a heap push per send): a timeout fires up to one sweep late.
+        self._sweep_every = min(SWEEP_INTERVAL, timeout / 10)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def request(self, data: bytes, *, head: bool = False) -> int:
         """Send ``data``; return the answer's status or raise ``SendFailure``."""
@@ -202,14 +211,17 @@ class ConnectionPool:
 
     async def _exchange(self, conn: _Connection, data: bytes, head: bool) -> int:
         waiter = conn.send(data, head)
-        timer = self.loop.call_later(self.timeout, _expire, waiter, self.timeout)
+        conn.deadline = self.loop.time() + self.timeout
+        self._busy.add(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
         try:
             status = await waiter
         except BaseException:
             conn.abort()
             raise
         finally:
-            timer.cancel()
+            self._busy.discard(conn)
             conn.waiter = None
         if conn.reusable and not self._closed:
             self._idle.append(conn)
@@ -234,6 +246,16 @@ class ConnectionPool:
         self._open.add(protocol)
         return protocol, True
 
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            waiter = conn.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(SendFailure("timeout", f"no answer within {self.timeout:g}s"))
+        self._sweeper = None
+        if self._busy and not self._closed:
+            self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+
     def forget(self, conn: _Connection) -> None:
         self._open.discard(conn)
         with contextlib.suppress(ValueError):
@@ -245,15 +267,13 @@ class ConnectionPool:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._open):
             conn._close()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports' close callbacks run
-
-
-def _expire(waiter: asyncio.Future[int], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(SendFailure("timeout", f"no answer within {timeout:g}s"))
 
 
 class Http1Client:
@@ -266,9 +286,10 @@ class Http1Client:
         self._requests = RequestCache(hostport)
         self._pool = ConnectionPool(host, port, limit=concurrency, timeout=timeout)
 
-    async def send(self, exchange: Exchange) -> int:
+    def send(self, exchange: Exchange) -> Coroutine[Any, Any, int]:
+        # Not itself a coroutine: one frame less per request on the hot path.
         data = self._requests.get(exchange)
-        return await self._pool.request(data, head=exchange.method == "HEAD")
+        return self._pool.request(data, head=exchange.method == "HEAD")
 
     @property
     def connections(self) -> int:

@@ -273,7 +273,9 @@ class _Loop:
     async def _drain(self) -> bool:
         """Wait until nothing is in flight; after the request timeout, cancel stragglers."""
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout=self.config.request_timeout)
+            # The clients time requests out themselves (the fast path up to a sweep late):
+            # give them a second more before cancelling what is left.
+            await asyncio.wait_for(self.idle.wait(), timeout=self.config.request_timeout + 1.0)
             return True
         except asyncio.TimeoutError:
             for task in list(self.inflight):
