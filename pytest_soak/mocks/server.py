@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ from pytest_soak.mocks.responder import Answer, Responder
 ADMIN_PREFIX = "/__soak/"
 READY_LINE = "pytest-soak mocks listening on "
 START_TIMEOUT = 30.0
+#: The temporary folder of one server: its definitions and its log.
+TEMP_PREFIX = "pytest-soak-mocks-"
+#: What the parent writes to the server's standard input before closing it on a normal stop.
+STOP_WORD = b"stop\n"
 #: Response headers the server sets itself (a recorded value would be wrong for our body).
 _HOP_BY_HOP = frozenset(
     {"connection", "content-length", "keep-alive", "transfer-encoding", "upgrade"}
@@ -60,7 +65,7 @@ class MockServer:
     ``stop()``."""
 
     def __init__(self, stubs: tuple[Stub, ...], chaos: Chaos | None, seed: int) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="pytest-soak-mocks-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
         definitions = self._dir / "definitions.json"
         definitions.write_text(
             json.dumps(
@@ -159,6 +164,10 @@ class MockServer:
         """Close its standard input (it exits at once), then SIGTERM after 5 s, SIGKILL after 5 s
         more; idempotent."""
         process = self.process
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.write(STOP_WORD)  # a stop, not our death: the folder is ours
+                process.stdin.flush()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -181,15 +190,31 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m pytest_soak.mocks.server DEFINITIONS.json", file=sys.stderr)
         return 2
-    _die_with_parent()
+    workdir = Path(argv[0]).parent
+    parent = os.getppid()
+    _die_with_parent(lambda: _remove_own_folder(workdir))
     document = json.loads(Path(argv[0]).read_text())
     chaos = Chaos.from_dict(document["chaos"]) if document["chaos"] else None
     responder = Responder(stubs_from_json(document["stubs"]), chaos, int(document["seed"]))
     asyncio.run(_serve(responder))
+    _clean_up_after(parent, workdir)
     return 0
 
 
-def _die_with_parent() -> None:
+def _clean_up_after(parent: int, workdir: Path) -> None:
+    """When the parent died without stopping us (SIGKILL), nobody else removes our folder of
+    definitions and log: remove it. A living parent removes it itself, after reading the log."""
+    if os.getppid() != parent:
+        _remove_own_folder(workdir)
+
+
+def _remove_own_folder(workdir: Path) -> None:
+    """Only a folder ``MockServer`` made: never a user's folder of definitions."""
+    if workdir.name.startswith(TEMP_PREFIX):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _die_with_parent(on_exit: Callable[[], None]) -> None:
     """Exit when the parent goes, however it goes: standard input reaches EOF when the parent's
     end of the pipe closes (also on SIGKILL); on Linux the kernel also sends SIGTERM."""
     if sys.platform.startswith("linux"):
@@ -201,9 +226,12 @@ def _die_with_parent() -> None:
             pass
 
     def watch() -> None:
+        told = b""
         with contextlib.suppress(OSError):
-            while sys.stdin.buffer.read(4096):
-                pass
+            while chunk := sys.stdin.buffer.read(4096):
+                told = (told + chunk)[-len(STOP_WORD) :]
+        if told != STOP_WORD:
+            on_exit()  # end of input without the stop word: the parent died
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -117,7 +117,14 @@ def test_the_server_dies_with_its_parent(tmp_path: Path) -> None:
             """
         )
     )
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
@@ -134,6 +141,8 @@ def test_the_server_dies_with_its_parent(tmp_path: Path) -> None:
             time.sleep(0.05)
         alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
         assert not alive
+        # ... and an orphaned server removes its own folder of definitions and log.
+        assert list(temp.glob("pytest-soak-mocks-*")) == []
     finally:
         if parent.poll() is None:
             parent.kill()
