@@ -92,7 +92,7 @@ def _uvloop_factory() -> Any:
 def ours(args: argparse.Namespace) -> None:
     import psutil
 
-    from pytest_soak.driver.replay import LiveState, PhasePlan, ReplayConfig, replay
+    from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay
     from pytest_soak.driver.targets import UrlTarget
     from pytest_soak.profiles import get_profile
     from pytest_soak.traffic import Exchange
@@ -100,10 +100,7 @@ def ours(args: argparse.Namespace) -> None:
     target = UrlTarget(f"http://127.0.0.1:{args.port}", [args.server_pid])
     exchanges = [Exchange(0.0, "GET", "/", (("User-Agent", "bench"), ("Accept", "*/*")))]
     timeline = get_profile(args.profile).timeline(args.rate, args.seconds)
-    phases = [
-        PhasePlan(p.name, s, e, timeline.requests_until(e) - timeline.requests_until(s))
-        for p, s, e in timeline.phase_spans()
-    ]
+    phases = plan_phases(timeline)
     me = psutil.Process()
     rss: list[tuple[float, int]] = []
 
@@ -387,43 +384,30 @@ def main() -> None:
                 f"{data['answered'] / data['elapsed']:>8.0f} req/s wall, cpu {cpu:5.1f}s "
                 f"-> {per_core:>8.0f} req/s per core"
             )
-        locust = run_locust(port, args.seconds, args.concurrency)
-        if locust is None:
-            say("locust: not installed (pip install locust), skipped")
-        else:
-            count, cpu = locust
-            results["locust FastHttpUser"] = count / cpu
+        peers = (
+            ("locust FastHttpUser", run_locust, "locust: not installed (pip install locust)"),
+            ("aiohttp client", run_aiohttp, "aiohttp: not installed (pip install aiohttp)"),
+            ("wrk (C, 1 thread)", run_wrk, "wrk: not installed (apt-get install wrk)"),
+        )
+        for name, measure_peer, missing in peers:
+            outcome = measure_peer(port, args.seconds, args.concurrency)
+            if outcome is None:
+                say(f"{missing}, skipped")
+                continue
+            count, cpu = outcome
+            results[name] = count / cpu
             say(
-                f"locust FastHttpUser   {count:>8} answered, cpu {cpu:5.1f}s "
-                f"-> {count / cpu:>8.0f} req/s per core"
-            )
-        client = run_aiohttp(port, args.seconds, args.concurrency)
-        if client is not None:
-            count, cpu = client
-            results["aiohttp client"] = count / cpu
-            say(
-                f"aiohttp client        {count:>8} answered, cpu {cpu:5.1f}s "
-                f"-> {count / cpu:>8.0f} req/s per core"
-            )
-        wrk = run_wrk(port, args.seconds, args.concurrency)
-        if wrk is None:
-            say("wrk: not installed (apt-get install wrk), skipped")
-        else:
-            count, cpu = wrk
-            results["wrk"] = count / cpu
-            say(
-                f"wrk (C, 1 thread)     {count:>8} answered, cpu {cpu:5.1f}s "
-                f"-> {count / cpu:>8.0f} req/s per core"
+                f"{name:<21} {count:>8} answered, cpu {cpu:5.1f}s -> {count / cpu:>8.0f} req/s per core"
             )
         if "locust FastHttpUser" in results:
             peer = results["locust FastHttpUser"]
             for name, value in results.items():
                 if name.startswith("pytest-soak"):
                     say(f"ratio {name} / locust FastHttpUser = {value / peer:.2f}")
-        if "wrk" in results:
+        if "wrk (C, 1 thread)" in results:
             for name, value in results.items():
                 if name.startswith("pytest-soak"):
-                    say(f"ratio {name} / wrk = {value / results['wrk']:.2f}")
+                    say(f"ratio {name} / wrk = {value / results['wrk (C, 1 thread)']:.2f}")
         say()
         for profile in ("constant", "spike-at-8am"):
             say(

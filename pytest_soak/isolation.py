@@ -72,8 +72,6 @@ MAX_TIME_LIMIT = 3600.0
 MAX_VARIATIONS = 3
 MAX_MUTATIONS = 5
 
-STATUSES = ("found", "interaction", "not-reproduced", "incomplete", "error")
-
 #: Secrets never written to a reproduction file: headers (by name or by part of the name),
 #: query parameters and JSON body fields.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})

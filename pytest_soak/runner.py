@@ -14,7 +14,7 @@ import psutil
 
 from pytest_soak.analysis import Analysis, Limits, SiteGrowth, analyze, site_growth
 from pytest_soak.baselines import traffic_fingerprint
-from pytest_soak.driver.replay import LiveState, PhasePlan, ReplayConfig, replay, replay_closed
+from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay, replay_closed
 from pytest_soak.driver.run import Checkpoint, Run
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
 from pytest_soak.errors import DriverError, ProfileError, SoakFailure
@@ -113,12 +113,7 @@ def run_soak(
             f"({MIN_REQUESTS_PER_SEGMENT} per measured segment): raise {raise_hint}"
         )
     checkpoints = plan_checkpoints(timeline.request_count, len(traffic), settings.measured_segments)
-    phases = [
-        PhasePlan(
-            phase.name, start, end, timeline.requests_until(end) - timeline.requests_until(start)
-        )
-        for phase, start, end in timeline.phase_spans()
-    ]
+    phases = plan_phases(timeline)
     session = _ProbeSession(resolved, settings)
     live = LiveState()
     sampler = Sampler(

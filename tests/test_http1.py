@@ -12,7 +12,7 @@ import pytest
 
 from pytest_soak.driver.clients import SendFailure
 from pytest_soak.driver.http1 import Http1Client, build_request
-from pytest_soak.driver.replay import LiveState, PhasePlan, ReplayConfig, replay
+from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay
 from pytest_soak.driver.targets import UrlTarget, free_loopback_port
 from pytest_soak.profiles import Profile
 from pytest_soak.traffic import Exchange
@@ -160,10 +160,7 @@ def test_resets_timeouts_and_5xx_are_counted_per_phase_and_the_run_goes_on(
     """Two phases of a replay through the fast path, with a service that fails in three ways."""
     cycle = [_get("/ok"), _get("/reset"), _get("/ok"), _get("/status/503"), _get("/hang")]
     timeline = Profile.step(2).timeline(40.0, 3.0)
-    phases = [
-        PhasePlan(p.name, s, e, timeline.requests_until(e) - timeline.requests_until(s))
-        for p, s, e in timeline.phase_spans()
-    ]
+    phases = plan_phases(timeline)
 
     async def main():  # type: ignore[no-untyped-def]
         return await replay(

@@ -91,7 +91,6 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.reusable = True
         self.head = False
-        self.used = 0  # requests sent on this connection
         self.deadline = 0.0  # loop time by which the current answer must be complete
 
     # asyncio.Protocol
@@ -149,7 +148,6 @@ class _Connection(asyncio.Protocol):
         self.received = False
         self.complete = False
         self.head = head
-        self.used += 1
         self.transport.write(data)
         return self.waiter
 
@@ -261,10 +259,6 @@ class ConnectionPool:
         with contextlib.suppress(ValueError):
             self._idle.remove(conn)
 
-    @property
-    def connections(self) -> int:
-        return len(self._open)
-
     async def aclose(self) -> None:
         self._closed = True
         if self._sweeper is not None:
@@ -290,10 +284,6 @@ class Http1Client:
         # Not itself a coroutine: one frame less per request on the hot path.
         data = self._requests.get(exchange)
         return self._pool.request(data, head=exchange.method == "HEAD")
-
-    @property
-    def connections(self) -> int:
-        return self._pool.connections
 
     async def aclose(self) -> None:
         await self._pool.aclose()

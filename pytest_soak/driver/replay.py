@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pytest_soak.driver.clients import Client, SendFailure
 from pytest_soak.driver.run import Checkpoint, PhaseStats, Run
@@ -42,6 +43,21 @@ class PhasePlan:
     start: float  # wall seconds (without pauses)
     end: float
     expected: float
+
+
+class _Timeline(Protocol):
+    def phase_spans(self) -> Sequence[tuple[Any, float, float]]: ...
+    def requests_until(self, wall_t: float) -> float: ...
+
+
+def plan_phases(timeline: _Timeline) -> list[PhasePlan]:
+    """Each phase of a timeline (a profile's or a recording's) with the requests it plans."""
+    return [
+        PhasePlan(
+            phase.name, start, end, timeline.requests_until(end) - timeline.requests_until(start)
+        )
+        for phase, start, end in timeline.phase_spans()
+    ]
 
 
 @dataclass

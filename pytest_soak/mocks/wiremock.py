@@ -216,14 +216,14 @@ def _mapping_items(root: object, label: str) -> list[object]:
         mappings = root["mappings"]
         if not isinstance(mappings, list):
             raise MockDefinitionError(
-                f'{label}: field mappings is {_kind(mappings)}, not a list; write {{"mappings": '
-                "[{...}, {...}]}"
+                f"{label}: field mappings is {json_kind(mappings)}, not a list; write "
+                '{"mappings": [{...}, {...}]}'
             )
         return mappings
     if isinstance(root, dict):
         return [root]
     raise MockDefinitionError(
-        f"{label}: is {_kind(root)}, not a WireMock mapping; a mapping file is "
+        f"{label}: is {json_kind(root)}, not a WireMock mapping; a mapping file is "
         '{"request": {...}, "response": {...}} or {"mappings": [...]}'
     )
 
@@ -308,7 +308,7 @@ def _request(obj: dict[str, object], strict: bool, skipped: list[str]) -> Reques
         kind = url_fields[0]
         value = obj[kind]
         if not isinstance(value, str):
-            raise _Problem(f"request.{kind} is {_kind(value)}, not a string")
+            raise _Problem(f"request.{kind} is {json_kind(value)}, not a string")
         if kind in ("urlPattern", "urlPathPattern"):
             _compile(value, f"request.{kind}")
         url = UrlPattern(kind, value)
@@ -334,7 +334,7 @@ def _matcher_value(value: object, field: str) -> str:
         return value
     if isinstance(value, dict) and set(value) == {"equalTo"} and isinstance(value["equalTo"], str):
         return value["equalTo"]
-    raise _Problem(f'{field} must be a string or {{"equalTo": "..."}}, got {_kind(value)}')
+    raise _Problem(f'{field} must be a string or {{"equalTo": "..."}}, got {json_kind(value)}')
 
 
 def _named_patterns(value: object, field: str) -> tuple[tuple[str, ValuePattern], ...]:
@@ -376,7 +376,7 @@ def _pattern(value: object, field: str) -> ValuePattern:
             raise _Problem(f"{field}.binaryEqualTo must be base64 text")
         _b64(raw, f"{field}.binaryEqualTo")
     elif not isinstance(raw, str):
-        raise _Problem(f"{field}.{kind} is {_kind(raw)}, not a string")
+        raise _Problem(f"{field}.{kind} is {json_kind(raw)}, not a string")
     elif kind in ("matches", "doesNotMatch"):
         _compile(raw, f"{field}.{kind}")
     flags = {}
@@ -429,7 +429,7 @@ def _body(kind: str, value: object, files_dir: Path | None) -> bytes:
     if kind == "jsonBody":
         return json.dumps(value).encode()
     if not isinstance(value, str):
-        raise _Problem(f"{field} is {_kind(value)}, not a string")
+        raise _Problem(f"{field} is {json_kind(value)}, not a string")
     if kind == "body":
         return value.encode("utf-8", "surrogatepass")
     if kind == "base64Body":
@@ -457,7 +457,7 @@ def _headers(value: object) -> tuple[tuple[str, str], ...]:
         values = raw if isinstance(raw, list) else [raw]
         for item in values:
             if not isinstance(item, (str, int, float)) or isinstance(item, bool):
-                raise _Problem(f"response.headers.{name} is {_kind(item)}, not a string")
+                raise _Problem(f"response.headers.{name} is {json_kind(item)}, not a string")
             text = str(item)
             if any(c in text for c in "\r\n\0"):
                 raise _Problem(f"response.headers.{name} contains a line break")
@@ -523,21 +523,17 @@ def _optional_str(obj: dict[str, object], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Problem(f"{key} is {_kind(value)}, not a string")
+        raise _Problem(f"{key} is {json_kind(value)}, not a string")
     return value
 
 
 def _object(value: object, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Problem(f"{field} is {_kind(value)}, not an object")
+        raise _Problem(f"{field} is {json_kind(value)}, not an object")
     return value
 
 
 def _list(value: object, field: str) -> list[object]:
     if not isinstance(value, list):
-        raise _Problem(f"{field} is {_kind(value)}, not a list")
+        raise _Problem(f"{field} is {json_kind(value)}, not a list")
     return value
-
-
-def _kind(value: object) -> str:
-    return json_kind(value)
