@@ -4,7 +4,8 @@ Replay recorded production traffic against a service, shaped by a ramp profile a
 into a minute on pull requests or hours at night; sample memory per phase; fail the test when
 memory grows like a leak. See README.md.
 
-``import pytest_soak`` stays cheap: names that pull in the driver or SciPy load on first use.
+``import pytest_soak`` stays cheap: names that pull in the driver or SciPy load on first use, and
+``__version__`` is read from the installed package's metadata (pyproject.toml holds it) then.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from pytest_soak.result import SoakResult
     from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
 
-__version__ = "0.1.0"
+    __version__: str
 
 __all__ = [
     "BaselineError",
@@ -64,7 +65,20 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_soak' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("pytest-soak")
+    except PackageNotFoundError:  # a source tree that was never installed
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found

@@ -1,18 +1,23 @@
-"""From a run's checkpoints and memory floors to a verdict. Pure functions: no I/O.
+"""From a run's cycles and memory floors to a verdict. Pure functions: no I/O.
 
-The leak rule (docs/leak-rule.md has the reasoning and the measurements):
+**A leak is growth across repeated identical work** (SPEC §2, docs/leak-rule.md). A run is a
+series of identical load cycles: each replays the same requests shaped by the same profile, and
+a *floor* of each metric is read at the end of each cycle (nothing in flight, garbage
+collected). The first ``warmup`` cycles are excluded: caches keyed by traffic fill, pools reach
+their size, lazy imports happen. With the floors at the end of the warm-up and of each measured
+cycle, and β the Theil–Sen slope of floors against cumulative requests, a metric *leaks* when
 
-* Floors are read at checkpoints spaced by equal numbers of requests, with nothing in flight
-  (equal load: zero) after garbage collection; the first ``warmup`` segments are excluded.
-* With β the Theil–Sen slope of floors against cumulative requests, a metric *leaks* when
-  1. Mann–Kendall (Kendall's τ of floor vs. requests), one-sided, has p < 0.01;
-  2. the growth β × requests measured exceeds the metric's noise floor (or ``max_growth``);
-  3. β exceeds the budget ``max_growth_per_request`` (default 0);
-  4. it is not flattening: the slope of the second half is at least half of β;
-  5. it grew in every repetition: the measured floors split into four consecutive
-     repetitions, each one's lowest floor above the previous one's.
-* Anything else that grew beyond the noise floor is *suspicious*, never a leak. When 1 holds
-  and 2 or 4 misses narrowly (within 2×) the verdict is *inconclusive*.
+1. **trend**: Mann–Kendall (Kendall's τ of floor vs. requests), one-sided, p < 0.01;
+2. **every cycle**: each measured cycle's growth is above the metric's step noise (regrtest's
+   "every run leaked"; a one-off step followed by flat cycles is not a leak);
+3. **size**: the growth over the measured cycles exceeds the metric's noise floor (or
+   ``max_growth``);
+4. **budget**: β exceeds ``max_growth_per_request`` (default 0);
+5. **not flattening**: the slope of the second half is at least half of β.
+
+Anything else that grew beyond the noise floor is *suspicious*, never a leak. When the trend
+holds and only one condition misses narrowly the verdict is *inconclusive*, and the runner
+replays a bounded number of extra cycles before the verdict is given.
 """
 
 from __future__ import annotations
@@ -22,32 +27,60 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.driver.run import Run
 from pytest_soak.probes import PhaseExtremes, Site
 
-VERDICT_ORDER = ("ok", "inconclusive", "suspicious", "leak", "error")
+Verdict = Literal["ok", "inconclusive", "suspicious", "leak", "regression", "error"]
+#: Verdicts from best to worst; ``regression`` is given by the baseline comparison.
+VERDICT_ORDER: tuple[Verdict, ...] = (
+    "ok",
+    "inconclusive",
+    "suspicious",
+    "leak",
+    "regression",
+    "error",
+)
+FAILING_VERDICTS: tuple[Verdict, ...] = ("leak", "regression", "error")
 
-#: Growth below these is noise whatever the trend says (LEAK-RULE.md: RSS ≥ 1 MiB).
-NOISE_FLOORS: dict[str, float] = {
-    "heap": 64 * 1024,
-    "blocks": 1000,
-    "rss": 1024 * 1024,
-    "uss": 1024 * 1024,
+
+@dataclass(frozen=True)
+class Metric:
+    """What a judged figure is: its label and unit, and the noise its floors carry.
+
+    ``noise``: growth over the measured cycles below this is noise whatever the trend says
+    (LEAK-RULE.md: RSS ≥ 1 MiB); ``step``: one cycle's growth at or below this is noise, so
+    "grew in every cycle" needs more than that in each."""
+
+    name: str
+    label: str
+    unit: str
+    noise: float
+    step: float
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("heap", "Python heap (tracemalloc)", "bytes", 16 * 1024, 1024),
+        Metric("blocks", "allocated blocks", "blocks", 1000, 20),
+        Metric("rss", "RSS", "bytes", 1024 * 1024, 64 * 1024),
+        Metric("uss", "USS", "bytes", 1024 * 1024, 64 * 1024),
+    )
 }
+#: Derived views of ``METRICS`` (one table: add a metric there).
+NOISE_FLOORS: dict[str, float] = {name: m.noise for name, m in METRICS.items()}
+UNITS: dict[str, str] = {name: m.unit for name, m in METRICS.items()}
+LABELS: dict[str, str] = {name: m.label for name, m in METRICS.items()}
+
+#: The noise of a series is also judged from itself: MAD of its cycle-to-cycle growth.
 MAD_FACTOR = 6.0
+STEP_MAD_FACTOR = 3.0
 P_LIMIT = 0.01
-REPETITIONS = 4
-MIN_FLOORS = 8  # LEAK-RULE.md: K >= 8 floors after the warm-up
+MIN_FLOORS = 5  # the end of the warm-up and at least four measured cycles
 FLATTENING = 0.5
-
-UNITS = {"heap": "bytes", "rss": "bytes", "uss": "bytes", "blocks": "blocks"}
-LABELS = {
-    "heap": "Python heap (tracemalloc)",
-    "rss": "RSS",
-    "uss": "USS",
-    "blocks": "allocated blocks",
-}
 
 
 @dataclass(frozen=True)
@@ -59,21 +92,34 @@ class Limits:
 @dataclass(frozen=True)
 class MetricJudgement:
     metric: str
-    verdict: str  # ok | suspicious | inconclusive | leak
+    verdict: Verdict  # ok | suspicious | inconclusive | leak
     reason: str
     slope: float  # Theil–Sen β, units per request
-    growth: float  # β × requests measured
-    observed_growth: float  # last measured floor − first measured floor
+    growth: float  # last measured floor − the warm-up's floor: the one growth figure shown
+    trend_growth: float  # β × requests measured (the size condition uses the smaller)
     threshold: float  # growth needed (noise floor or max_growth)
+    step_noise: float  # growth a cycle needs to count as "grew"
     p_value: float
     second_half_slope: float
-    grew_every_repetition: bool
+    grew_every_cycle: bool
     requests_measured: int
-    floors: tuple[float, ...]
+    floors: tuple[float, ...]  # the warm-up's last floor, then each measured cycle's
+
+    @property
+    def deltas(self) -> tuple[float, ...]:
+        return tuple(b - a for a, b in itertools.pairwise(self.floors))
+
+    @property
+    def cycles_grown(self) -> int:
+        return sum(d > self.step_noise for d in self.deltas)
 
 
 @dataclass(frozen=True)
 class PhaseSummary:
+    """One phase of the profile over every cycle of the run: its load, and the judged metric
+    (floors at the phase's end in the first and last measured cycle, the lowest and highest
+    sample in it, and the growth of the floors across it, summed over the measured cycles)."""
+
     name: str
     requests: int
     target_rps: float
@@ -86,11 +132,11 @@ class PhaseSummary:
     unsent: int
     statuses: Mapping[str, int]
     memory_metric: str
-    mem_start: float | None
-    mem_end: float | None
-    mem_floor: float | None
-    mem_peak: float | None
-    floor_growth: float  # growth of checkpoint floors of the judged metric attributed here
+    mem_start: float | None  # floor at the phase's end in the first measured cycle
+    mem_end: float | None  # floor at the phase's end in the last measured cycle
+    mem_floor: float | None  # lowest sample in the phase (any cycle)
+    mem_peak: float | None  # highest sample in the phase (any cycle)
+    floor_growth: float  # growth of floors across the phase, summed over measured cycles
     error_kinds: Mapping[str, int] = field(default_factory=dict)  # "reset", "timeout", "5xx", ...
     error_samples: tuple[str, ...] = ()
     lateness_p99: float = 0.0  # seconds from intended to actual send
@@ -98,22 +144,35 @@ class PhaseSummary:
 
 
 @dataclass(frozen=True)
+class CycleSummary:
+    """One load cycle: its requests and the judged metric's floor at its end."""
+
+    number: int  # 0-based; cycles below ``warmup`` are the warm-up
+    kind: Literal["warm-up", "measured", "extra"]
+    requests: int
+    floor: float | None
+    growth: float | None  # floor minus the previous cycle's floor (or the pre-load floor)
+
+
+@dataclass(frozen=True)
 class SiteGrowth:
     site: Site
-    growth: int
-    size: int
+    growth: int  # bytes it retained per attribution cycle (the smaller of the cycles' growth)
+    size: int  # bytes it held at the end of the attribution pass
 
 
 @dataclass(frozen=True)
 class Analysis:
-    verdict: str
+    verdict: Verdict
     reason: str
     metric: str
     judgements: tuple[MetricJudgement, ...]
     phases: tuple[PhaseSummary, ...]
-    warmup_checkpoints: int
+    warmup_checkpoints: int  # checkpoints before the first measured floor (the warm-up's end)
+    cycles: tuple[CycleSummary, ...] = ()
+    cycle_requests: int = 0
     sites: tuple[SiteGrowth, ...] = ()
-    attribution_requests: int = 0  # requests replayed by the attribution pass
+    attribution_requests: int = 0  # requests replayed per cycle of the attribution pass
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -127,9 +186,11 @@ def judge_metric(
     requests: Sequence[int],
     limits: Limits,
 ) -> MetricJudgement:
-    """Apply the leak rule to measured floors (warm-up already removed) of one metric."""
+    """Apply the leak rule to one metric's floors: the warm-up's last floor, then one at the
+    end of each measured cycle; ``requests`` is the cumulative request count at each."""
     from scipy import stats
 
+    facts = METRICS.get(metric, Metric(metric, metric, "", 0.0, 0.0))
     n = len(floors)
     measured = int(requests[-1] - requests[0]) if n else 0
     observed = float(floors[-1] - floors[0]) if n else 0.0
@@ -137,7 +198,7 @@ def judge_metric(
         return MetricJudgement(
             metric, "inconclusive",
             f"too few memory floors to judge ({n}; the rule needs {MIN_FLOORS}): a longer run "
-            "would tell", 0.0, 0.0, observed, 0.0, 1.0, 0.0, False, measured, tuple(floors),
+            "would tell", 0.0, observed, 0.0, 0.0, 0.0, 1.0, 0.0, False, measured, tuple(floors),
         )  # fmt: skip
     xs = [float(r) for r in requests]
     ys = [float(f) for f in floors]
@@ -153,69 +214,85 @@ def judge_metric(
     deltas = [b - a for a, b in itertools.pairwise(ys)]
     median_delta = statistics.median(deltas)
     mad = statistics.median(abs(d - median_delta) for d in deltas)
-    noise = max(NOISE_FLOORS.get(metric, 0.0), MAD_FACTOR * mad)
+    noise = max(facts.noise, MAD_FACTOR * mad)
+    step_noise = max(facts.step, STEP_MAD_FACTOR * mad)
     threshold = limits.max_growth if limits.max_growth is not None else noise
     budget = limits.max_growth_per_request or 0.0
-    growth = slope * measured
-    grew_each = _grew_every_repetition(ys)
+    trend_growth = slope * measured
+    grown = sum(d > step_noise for d in deltas)
+    every = grown == len(deltas)
 
     trend = p_value < P_LIMIT
-    big = growth > threshold
+    size = min(observed, trend_growth)
+    big = size > threshold
     over_budget = slope > budget
     steady = slope > 0 and second >= FLATTENING * slope
-    unit = UNITS.get(metric, "")
-    if trend and big and over_budget and steady and grew_each:
-        verdict = "leak"
+    label, unit = facts.label, facts.unit
+    cycles = len(deltas)
+    if trend and big and over_budget and steady and every:
+        verdict: Verdict = "leak"
         reason = (
-            f"{LABELS.get(metric, metric)} floors rose in every repetition, "
-            f"+{_fmt(growth, unit)} over {measured:,} requests "
+            f"{label} grew in every one of {cycles} identical cycles, "
+            f"{_fmt(observed, unit, signed=True)} over {measured:,} requests "
             f"({_fmt(slope, unit)}/request, Mann–Kendall p={p_value:.2g})"
         )
-    elif (
-        trend
-        and over_budget
-        and ((not big and growth > threshold / 2) or (big and not steady and second >= slope / 4))
-    ):
+    elif trend and over_budget and _narrow_miss(big, steady, every, grown, cycles, size,
+                                                 threshold, second, slope):  # fmt: skip
         verdict = "inconclusive"
+        misses = []
+        if not big:
+            misses.append(f"its growth is near the noise floor ({_fmt(threshold, unit)})")
+        if not steady:
+            misses.append("it may be flattening")
+        if not every:
+            misses.append(f"it grew in {grown} of {cycles} cycles")
         reason = (
-            f"{LABELS.get(metric, metric)} trends up (p={p_value:.2g}) but "
-            + ("its growth is near the noise floor" if not big else "it may be flattening")
-            + "; a longer run would tell"
+            f"{label} trends up ({_fmt(observed, unit, signed=True)}, p={p_value:.2g}) but "
+            + " and ".join(misses)
         )
     elif observed > threshold or (trend and big):
         verdict = "suspicious"
         why = []
         if not trend:
             why.append(f"no steady trend (p={p_value:.2g})")
+        if not every:
+            why.append(f"grew in {grown} of {cycles} cycles (a one-off step, then flat?)")
         if not steady:
             why.append("growth flattens (a cache filling up?)")
-        if not grew_each:
-            why.append("not in every repetition")
         if not over_budget:
             why.append(f"within max_growth_per_request={_fmt(budget, unit)}")
-        reason = f"{LABELS.get(metric, metric)} grew {_fmt(observed, unit, signed=True)} but " + (
+        reason = f"{label} grew {_fmt(observed, unit, signed=True)} but " + (
             ", ".join(why) or "below the limits"
         )
     else:
         verdict = "ok"
         reason = (
-            f"{LABELS.get(metric, metric)} stable: {_fmt(observed, unit, signed=True)} "
-            f"over {measured:,} requests (noise floor {_fmt(threshold, unit)})"
+            f"{label} stable over {cycles} identical cycles: "
+            f"{_fmt(observed, unit, signed=True)} over {measured:,} requests "
+            f"(noise floor {_fmt(threshold, unit)})"
         )
     return MetricJudgement(
-        metric, verdict, reason, slope, growth, observed, threshold, p_value, second, grew_each,
-        measured, tuple(ys),
+        metric, verdict, reason, slope, observed, trend_growth, threshold, step_noise, p_value,
+        second, every, measured, tuple(ys),
     )  # fmt: skip
 
 
-def _grew_every_repetition(floors: Sequence[float]) -> bool:
-    """Split the floors into REPETITIONS consecutive groups (sizes differing by at most one,
-    every floor in one); each group's lowest floor must be above the previous group's lowest
-    (regrtest's "every run leaked", robust to one noisy read)."""
-    n = len(floors)
-    bounds = [round(i * n / REPETITIONS) for i in range(REPETITIONS + 1)]
-    lows = [min(floors[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
-    return len(lows) > 1 and all(b > a for a, b in itertools.pairwise(lows))
+def _narrow_miss(
+    big: bool,
+    steady: bool,
+    every: bool,
+    grown: int,
+    cycles: int,
+    size: float,
+    threshold: float,
+    second: float,
+    slope: float,
+) -> bool:
+    """Exactly one condition misses, and only just: more cycles would tell."""
+    near_size = not big and size > threshold / 2 and steady and every
+    near_steady = big and every and not steady and second >= slope / 4
+    near_every = big and steady and not every and grown == cycles - 1 and cycles >= 4
+    return near_size or near_steady or near_every
 
 
 def summarize_phases(
@@ -223,77 +300,140 @@ def summarize_phases(
     extremes: Mapping[int, PhaseExtremes],
     memory_metric: str,
     floors: Sequence[Mapping[str, float]],
-    warmup: int,
+    measured_from: int,
 ) -> tuple[PhaseSummary, ...]:
-    growth_by_phase = _growth_by_phase(run, memory_metric, floors, warmup)
+    """One row per phase of the profile (in profile order), over all cycles of the run;
+    ``extremes`` are the sampler's, by the phase's position in the profile."""
+    growth, first_end, last_end = _phase_floors(run, memory_metric, floors, measured_from)
     rows = []
-    for stats in run.phases:
-        ext = extremes.get(stats.index)
-
-        def pick(values: Mapping[str, float] | None) -> float | None:
-            return None if values is None else values.get(memory_metric)
-
+    for position, phase in enumerate(run.phases):
+        name, parts = phase.name, [phase]
+        latency, lateness = LatencyHistogram(), LatencyHistogram()
+        statuses: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        samples: list[str] = []
+        for stats in parts:
+            latency.merge(stats.latency)
+            lateness.merge(stats.lateness)
+            for key, count in stats.statuses.items():
+                if count:
+                    statuses[key] = statuses.get(key, 0) + count
+            for key, count in stats.errors.items():
+                errors[key] = errors.get(key, 0) + count
+            samples.extend(stats.error_samples[: max(0, 5 - len(samples))])
+        planned = sum(stats.planned_duration for stats in parts)
+        sent = sum(stats.sent for stats in parts)
+        extreme = extremes.get(position)
+        low = extreme.low.get(memory_metric) if extreme else None
+        high = extreme.high.get(memory_metric) if extreme else None
+        accuracies = [a for stats in parts if (a := stats.rate_accuracy) is not None]
         rows.append(
             PhaseSummary(
-                name=stats.name,
-                requests=stats.sent,
-                target_rps=stats.target_rps,
-                achieved_rps=stats.achieved_rps,
-                p50=stats.latency.percentile(50),
-                p95=stats.latency.percentile(95),
-                p99=stats.latency.percentile(99),
-                errors=stats.error_count,
-                late=stats.late,
-                unsent=stats.unsent,
-                statuses=dict(stats.statuses),
+                name=name,
+                requests=sent,
+                target_rps=sum(stats.expected for stats in parts) / planned if planned else 0.0,
+                achieved_rps=sent / planned if planned else 0.0,
+                p50=latency.percentile(50),
+                p95=latency.percentile(95),
+                p99=latency.percentile(99),
+                errors=sum(errors.values()),
+                late=sum(stats.late for stats in parts),
+                unsent=sum(stats.unsent for stats in parts),
+                statuses=statuses,
                 memory_metric=memory_metric,
-                mem_start=pick(ext.start if ext else None),
-                mem_end=pick(ext.end if ext else None),
-                mem_floor=pick(ext.low if ext else None),
-                mem_peak=pick(ext.high if ext else None),
-                floor_growth=growth_by_phase.get(stats.index, 0.0),
-                error_kinds=dict(stats.errors.most_common()),
-                error_samples=tuple(stats.error_samples),
-                lateness_p99=stats.lateness.percentile(99),
-                rate_accuracy=stats.rate_accuracy,
+                mem_start=first_end.get(name),
+                mem_end=last_end.get(name),
+                mem_floor=low,
+                mem_peak=high,
+                floor_growth=growth.get(name, 0.0),
+                error_kinds=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+                error_samples=tuple(samples),
+                lateness_p99=lateness.percentile(99),
+                rate_accuracy=statistics.median(accuracies) if accuracies else None,
             )
         )
     return tuple(rows)
 
 
-def _growth_by_phase(
-    run: Run, metric: str, floors: Sequence[Mapping[str, float]], warmup: int
-) -> dict[int, float]:
-    """Spread each measured segment's floor growth over the phases it covered, in proportion
-    to the requests sent in each (segments are equal in requests, not aligned to phases)."""
-    bounds = []  # (first request, end request) of each phase
-    first = 0
-    for stats in run.phases:
-        bounds.append((first, first + stats.sent))
-        first += stats.sent
-    growth: dict[int, float] = {}
+def _phase_floors(
+    run: Run, metric: str, floors: Sequence[Mapping[str, float]], measured_from: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Per phase name: the floors' growth across it summed over the measured cycles (a floor is
+    read at the end of every phase), and its end floor in the first and last measured cycle."""
+    names = {stats.index: stats.name for stats in run.phases}
+    growth: dict[str, float] = {}
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
     points = run.checkpoints
-    for i in range(warmup + 1, min(len(points), len(floors))):
+    for i in range(measured_from + 1, min(len(points), len(floors))):
         before, after = floors[i - 1].get(metric), floors[i].get(metric)
-        low, high = points[i - 1].requests, points[i].requests
-        if before is None or after is None or high <= low:
+        name = names.get(points[i].phase)
+        if before is None or after is None or name is None:
             continue
-        for index, (start, end) in enumerate(bounds):
-            overlap = min(high, end) - max(low, start)
-            if overlap > 0:
-                growth[index] = growth.get(index, 0.0) + (after - before) * overlap / (high - low)
-    return growth
+        if points[i].requests > points[i - 1].requests:
+            growth[name] = growth.get(name, 0.0) + (after - before)
+        first.setdefault(name, after)
+        last[name] = after
+    return growth, first, last
 
 
-def site_growth(
-    before: Mapping[Site, int], after: Mapping[Site, int], top: int = 5
-) -> tuple[SiteGrowth, ...]:
-    """The allocation sites whose retained size grew most between two snapshots."""
-    grown = [
-        SiteGrowth(site, size - before.get(site, 0), size)
-        for site, size in after.items()
-        if size - before.get(site, 0) > 0
-    ]
+def summarize_cycles(
+    floors: Sequence[Mapping[str, float]],
+    spans: Sequence[tuple[int, int]],
+    cycle_requests: int,
+    metric: str,
+    warmup: int,
+    measured: int,
+) -> tuple[CycleSummary, ...]:
+    """Each cycle with its end floor and growth; ``spans[c]`` are the floor rows at cycle
+    ``c``'s start and end."""
+    out = []
+    for c, (start, end) in enumerate(spans):
+        before, after = floors[start].get(metric), floors[end].get(metric)
+        kind: Literal["warm-up", "measured", "extra"] = (
+            "warm-up" if c < warmup else "measured" if c < warmup + measured else "extra"
+        )
+        growth = None if before is None or after is None else after - before
+        out.append(CycleSummary(c, kind, cycle_requests, after, growth))
+    return tuple(out)
+
+
+def _cycle_series(
+    floors: Sequence[Mapping[str, float]], spans: Sequence[tuple[int, int]], metric: str
+) -> list[float] | None:
+    """The metric at the start of the first span, then after each span: the start plus the
+    growth of every span so far (a span's growth is measured within it, so bookkeeping
+    allocated between spans is not counted)."""
+    if not spans:
+        return None
+    start = floors[spans[0][0]].get(metric)
+    if start is None:
+        return None
+    series = [start]
+    for begin, end in spans:
+        before, after = floors[begin].get(metric), floors[end].get(metric)
+        if before is None or after is None:
+            return None
+        series.append(series[-1] + after - before)
+    return series
+
+
+def site_growth(snapshots: Sequence[Mapping[Site, int]], top: int = 5) -> tuple[SiteGrowth, ...]:
+    """The allocation sites that retained more in every interval between ``snapshots`` (taken
+    after identical cycles), ranked by the smallest of those growths: what a site keeps from
+    every cycle, not what it took once (an import, a cache filling)."""
+    if len(snapshots) < 2:
+        return ()
+    last = snapshots[-1]
+    grown = []
+    for site, size in last.items():
+        steps = [
+            after.get(site, 0) - before.get(site, 0)
+            for before, after in itertools.pairwise(snapshots)
+        ]
+        retained = min(steps)
+        if retained > 0:
+            grown.append(SiteGrowth(site, retained, size))
     grown.sort(key=lambda g: g.growth, reverse=True)
     return tuple(grown[:top])
 
@@ -302,7 +442,10 @@ def analyze(
     run: Run,
     floors: Sequence[Mapping[str, float]],
     *,
-    warmup: int,
+    cycle_spans: Sequence[tuple[int, int]],
+    cycle_requests: int,
+    warmup_cycles: int,
+    measured_cycles: int,
     metrics: Sequence[str],
     limits: Limits,
     extremes: Mapping[int, PhaseExtremes],
@@ -312,29 +455,27 @@ def analyze(
     secondary_reason: str = "a secondary metric",
 ) -> Analysis:
     """Judge ``metrics`` (any leak fails) and ``secondary`` metrics (at most suspicious, with
-    ``secondary_reason`` saying why they are not judged)."""
-    requests = [cp.requests for cp in run.checkpoints]
+    ``secondary_reason`` saying why they are not judged) on the floors at cycle ends:
+    ``cycle_spans`` are the floor rows that start and end each completed cycle (a cycle's
+    growth is measured within it, so bookkeeping allocated between two replays is not)."""
+    points = run.checkpoints[: len(floors)]
+    measured_spans = cycle_spans[warmup_cycles:]
+    requests = [points[measured_spans[0][0]].requests] if measured_spans else []
+    requests += [points[end].requests for _, end in measured_spans]
     judgements: list[MetricJudgement] = []
     notes: list[str] = []
     for metric in [*metrics, *secondary]:
-        series = [f.get(metric) for f in floors[warmup:]]
-        if any(v is None for v in series):
+        series = _cycle_series(floors, measured_spans, metric)
+        if series is None:
             continue
-        judgement = judge_metric(
-            metric, [v for v in series if v is not None], requests[warmup:], limits
-        )
+        judgement = judge_metric(metric, series, requests, limits)
         if metric in secondary and judgement.verdict == "leak":
-            judgement = MetricJudgement(
-                metric, "suspicious",
-                f"{judgement.reason}; not judged as a leak: {secondary_reason}",
-                judgement.slope, judgement.growth, judgement.observed_growth, judgement.threshold,
-                judgement.p_value, judgement.second_half_slope, judgement.grew_every_repetition,
-                judgement.requests_measured, judgement.floors,
-            )  # fmt: skip
+            judgement = _demoted(judgement, secondary_reason)
         judgements.append(judgement)
     primary_metric = metrics[0] if metrics else sample_metric
     if run.aborted is not None:
-        verdict, reason = "error", f"the run stopped early: {run.aborted}"
+        verdict: Verdict = "error"
+        reason = f"the run stopped early: {run.aborted}"
     elif not judgements:
         verdict, reason = "ok", "no memory floors to judge"
     else:
@@ -349,22 +490,52 @@ def analyze(
                 "RSS grew while the traced Python heap stayed flat: a native (C-level) leak, "
                 "or allocator fragmentation"
             )
+    warm = _warmup_growth(floors, cycle_spans[:warmup_cycles], primary_metric)
+    primary = next((j for j in judgements if j.metric == primary_metric), None)
+    if warm is not None and primary is not None and warm > primary.threshold:
+        unit = UNITS.get(primary_metric, "")
+        notes.append(
+            f"{LABELS.get(primary_metric, primary_metric)} grew "
+            f"{_fmt(warm, unit, signed=True)} in the warm-up, while its requests arrived for "
+            f"the first time (caches filling, pools growing, lazy imports); the "
+            f"{len(measured_spans)} identical cycles after it are what is judged"
+        )
     if run.late or run.unsent:
         notes.append(
             f"{run.late:,} requests were sent late (> {run.late_threshold * 1000:.0f} ms) and "
             f"{run.unsent:,} could not be sent: the load was lighter than the profile asked"
         )
-    phases = summarize_phases(run, extremes, sample_metric, floors, warmup)
+    measured_from = measured_spans[0][0] if measured_spans else len(floors)
+    phases = summarize_phases(run, extremes, sample_metric, floors, measured_from)
     return Analysis(
         verdict=verdict,
         reason=reason,
         metric=primary_metric,
         judgements=tuple(judgements),
         phases=phases,
-        warmup_checkpoints=warmup,
+        warmup_checkpoints=measured_from,
+        cycles=summarize_cycles(
+            floors, cycle_spans, cycle_requests, primary_metric, warmup_cycles, measured_cycles
+        ),
+        cycle_requests=cycle_requests,
         sites=sites,
         notes=tuple(notes),
     )
+
+
+def _demoted(judgement: MetricJudgement, why: str) -> MetricJudgement:
+    from dataclasses import replace
+
+    return replace(
+        judgement, verdict="suspicious", reason=f"{judgement.reason}; not judged as a leak: {why}"
+    )
+
+
+def _warmup_growth(
+    floors: Sequence[Mapping[str, float]], spans: Sequence[tuple[int, int]], metric: str
+) -> float | None:
+    series = _cycle_series(floors, spans, metric)
+    return None if series is None else series[-1] - series[0]
 
 
 def _fmt(value: float, unit: str, *, signed: bool = False) -> str:

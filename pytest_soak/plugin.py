@@ -32,12 +32,14 @@ XDIST_GROUP = "pytest-soak"
 TRAFFIC_CACHE_KEY = pytest.StashKey[dict[tuple[str, int, int], "Traffic"]]()
 TRAFFIC_FILTERS = ("exclude", "headers", "include", "methods")
 TRAFFIC_CACHE_SIZE = 4
-MARKER_HELP = (
-    "soak(profile=..., peak_rps=..., duration=..., concurrency=..., max_growth=..., "
-    "max_growth_per_request=..., tolerance=..., baseline=..., seed=..., isolate=...): shape and "
-    "limits of "
-    "this test's soak run (pytest-soak)"
-)
+
+
+def marker_help() -> str:
+    """The ``soak`` marker's line in ``pytest --markers``, from the one table of its keys."""
+    from pytest_soak.settings import MARKER_KEYS
+
+    keys = ", ".join(f"{key}=..." for key in MARKER_KEYS)
+    return f"soak({keys}): shape and limits of this test's soak run (pytest-soak)"
 
 
 def _mode(value: str) -> str:
@@ -151,7 +153,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", marker_help())
     config.stash[RESULTS_KEY] = []
     config.stash[TRAFFIC_CACHE_KEY] = {}
     config.stash[COLLECTED_KEY] = {}
@@ -246,7 +248,7 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
     """Soak tests: ``soak.run(app_or_service, traffic)``, ``soak.serve([...])``, ``soak.url()``."""
-    from pytest_soak.baselining import BaselineContext
+    from pytest_soak.baselines import BaselineContext
     from pytest_soak.settings import parse_marker_kwargs, resolve
     from pytest_soak.soak import Soak
 
@@ -270,11 +272,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         )
 
     if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
-        settings = resolve_settings({})  # a bad marker fails at setup, before any load
-        if settings.tolerance is not None:
-            from pytest_soak.baselines import Tolerance
-
-            Tolerance.parse(settings.tolerance)
+        resolve_settings({})  # a bad marker (tolerance included) fails at setup, before any load
     results = config.stash[RESULTS_KEY]
     module_path = Path(str(item.path))
     runner = Soak(
@@ -558,7 +556,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput[WORKER_OUTPUT] = json.dumps(results, default=str)  # type: ignore[attr-defined]
         return
     # Only the controller (or a plain run) writes baselines.
-    from pytest_soak.baselining import prune_baselines, write_baselines
+    from pytest_soak.baselines import prune_baselines, write_baselines
 
     notes = config.stash.setdefault(NOTES_KEY, [])
     if _flag(config, "soak_update_baselines"):

@@ -40,6 +40,15 @@ HARNESS_PATTERNS = (
     "*/numpy/*",
     "*/tracemalloc.py",
 )
+# Allocations made while importing a module (the import system, setuptools' import hook) are
+# one-off costs of code being loaded, never the service's retained growth.
+IMPORT_PATTERNS = (
+    "<frozen importlib.*",
+    "<frozen zipimport>",
+    "*/importlib/*",
+    "*/_distutils_hack/*",
+    "*/pkgutil.py",
+)
 _STDLIB_DIRS = tuple(
     {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")}
 )
@@ -167,6 +176,8 @@ class Site:
 
 def _site_of(traceback: tracemalloc.Traceback, service_dirs: tuple[str, ...] = ()) -> Site | None:
     """The service's site of an allocation, or None when the harness made it."""
+    if any(_frame_kind(frame.filename) == "import" for frame in traceback):
+        return None  # code being loaded: a one-off, counted with the harness
     library: tracemalloc.Frame | None = None
     for frame in reversed(traceback):  # innermost first
         kind = _frame_kind(frame.filename)
@@ -226,8 +237,11 @@ def _under(filename: str, dirs: tuple[str, ...]) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _frame_kind(filename: str) -> str:
-    """``harness`` (pytest-soak, its HTTP client, pytest), ``stdlib``, ``library`` (other
+    """``import`` (the import system), ``harness`` (pytest-soak, its HTTP client, pytest),
+    ``stdlib``, ``library`` (other
     installed packages: the service's frameworks) or ``service`` (the user's own code)."""
+    if any(fnmatch.fnmatchcase(filename, pattern) for pattern in IMPORT_PATTERNS):
+        return "import"
     if any(fnmatch.fnmatchcase(filename, pattern) for pattern in HARNESS_PATTERNS):
         return "harness"
     if filename.startswith("<"):

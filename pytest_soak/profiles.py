@@ -29,6 +29,7 @@ __all__ = [
     "BUILTINS",
     "Phase",
     "Profile",
+    "RecordedPass",
     "RecordedTimeline",
     "Stage",
     "Timeline",
@@ -434,6 +435,32 @@ class RecordedTimeline:
                 yield min(start + offset, self.wall_seconds)  # the count's rounding decides
             left -= len(self._pass)
             passes += 1
+
+    def phase_spans(self) -> tuple[tuple[Phase, float, float], ...]:
+        return self._spans
+
+
+class RecordedPass:
+    """One pass over recorded offsets as one load cycle of the ``recorded`` replay mode: each
+    gap divided by ``speed`` and capped at ``max_gap``, then one mean gap before the next
+    cycle. ``request_count`` is exactly the number of offsets; one phase, ``recorded``."""
+
+    def __init__(self, offsets: Sequence[float], *, speed: float, max_gap: float) -> None:
+        whole = RecordedTimeline(offsets, speed=speed, max_gap=max_gap, wall_seconds=1.0)
+        self._pass = whole._pass
+        self.wall_seconds = whole.pass_seconds
+        self.request_count = len(self._pass)
+        self.expected_requests = float(self.request_count)
+        phase = Phase("recorded", 0.0, self.wall_seconds)
+        self._spans = ((phase, 0.0, self.wall_seconds),)
+
+    def arrivals(self) -> Iterator[float]:
+        return iter(self._pass)
+
+    def requests_until(self, wall_t: float) -> float:
+        if wall_t >= self.wall_seconds:
+            return self.expected_requests
+        return float(bisect.bisect_right(self._pass, wall_t))
 
     def phase_spans(self) -> tuple[tuple[Phase, float, float], ...]:
         return self._spans

@@ -5,19 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_soak.analysis import Analysis
+from pytest_soak.analysis import FAILING_VERDICTS, Analysis, Verdict
 from pytest_soak.driver.run import Run
 
-#: ``regression``: growth over the committed baseline plus tolerance (even without a steady
-#: trend); ``leak``: the leak rule; ``error``: the run could not be judged (service died, or
-#: ``--soak-strict`` and no baseline).
-FAILING_VERDICTS = ("leak", "regression", "error")
+__all__ = ["FAILING_VERDICTS", "SoakResult"]
 
 
 @dataclass
 class SoakResult:
     test_id: str
-    verdict: str  # ok | inconclusive | suspicious | leak | regression | error
+    #: ``ok``, ``inconclusive`` and ``suspicious`` pass; ``leak`` (the leak rule),
+    #: ``regression`` (growth over the committed baseline plus tolerance, even without a
+    #: steady trend) and ``error`` (the run could not be judged: the service died, or
+    #: ``--soak-strict`` and no baseline) fail.
+    verdict: Verdict
     reason: str
     mode: str
     settings: dict[str, Any]
@@ -34,7 +35,13 @@ class SoakResult:
 
     @property
     def failed(self) -> bool:
+        """The test fails: ``leak``, ``regression`` or ``error``."""
         return self.verdict in FAILING_VERDICTS
+
+    @property
+    def passed(self) -> bool:
+        """The test passes: ``ok``, ``inconclusive`` or ``suspicious`` (reported, not failed)."""
+        return not self.failed
 
     @property
     def growth_per_request(self) -> float:

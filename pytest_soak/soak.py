@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_soak.baselines import Tolerance
-from pytest_soak.baselining import BaselineContext, apply_baseline
+from pytest_soak.baselines import BaselineContext, apply_baseline
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
 from pytest_soak.errors import SoakError, SoakFailure
 from pytest_soak.isolation import isolate, repro_path
@@ -65,8 +64,6 @@ class Soak:
             settings = self._resolve(overrides)
             if not isinstance(traffic, Traffic):
                 traffic = load_traffic(self.base_dir / Path(traffic))
-            if settings.tolerance is not None:
-                Tolerance.parse(settings.tolerance)  # a bad tolerance fails before any load
             result = run_soak(target, traffic, settings, test_id=self.test_id, check=False)
         except SoakError as exc:
             raise _fresh(exc) from None

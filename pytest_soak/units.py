@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pytest_soak.errors import SoakError
+from pytest_soak.errors import BaselineError, SoakError
 
 _SIZE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {
@@ -122,3 +125,77 @@ def format_ms(seconds: float) -> str:
     if ms < 100:
         return f"{ms:.1f}ms"
     return f"{ms:.0f}ms"
+
+
+_TOLERANCE_FORMS = "'20%', '1MB', '20% + 1MB' or ('20%', '1MB')"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse than its baseline a result may be: a share of the expected growth plus
+    an amount. Both, because a share alone is nothing when the baseline is near zero, and an
+    amount alone does not scale with a long nightly run."""
+
+    relative: float
+    absolute: float
+
+    @classmethod
+    def parse(
+        cls,
+        value: str | float | Sequence[str] | Tolerance | None,
+        *,
+        name: str = "tolerance",
+    ) -> Tolerance:
+        if value is None:
+            return DEFAULT_TOLERANCE
+        if isinstance(value, Tolerance):
+            return value
+        parts: list[Any]
+        if isinstance(value, str):
+            parts = value.split("+")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            parts = [value]
+        elif isinstance(value, Sequence) and value:
+            parts = list(value)
+        else:
+            parts = [None]
+
+        def bad(why: str = "") -> BaselineError:
+            return BaselineError(
+                f"{name}={value!r} is not a tolerance{why}; use a percentage of the baseline, "
+                f"a size, or both: {_TOLERANCE_FORMS}"
+            )
+
+        relative: float | None = None
+        absolute: float | None = None
+        for part in parts:
+            if isinstance(part, str) and part.strip().endswith("%"):
+                if relative is not None:
+                    raise bad(" (two percentages)")
+                try:
+                    relative = float(part.strip()[:-1]) / 100
+                except ValueError:
+                    raise bad() from None
+                if not math.isfinite(relative) or relative < 0:
+                    raise bad(" (the percentage must be finite and >= 0)")
+            elif isinstance(part, (str, int, float)) and not isinstance(part, bool):
+                if absolute is not None:
+                    raise bad(" (two sizes)")
+                try:
+                    absolute = parse_size(part, name=name)
+                except SoakError:
+                    raise bad() from None
+            else:
+                raise bad()
+        return cls(relative=relative or 0.0, absolute=absolute or 0.0)
+
+    def __str__(self) -> str:
+        shown = []
+        if self.relative:
+            shown.append(f"{self.relative * 100:g}%")
+        if self.absolute:
+            shown.append(format_bytes(self.absolute))
+        return " + ".join(shown) or "0%"
+
+
+DEFAULT_TOLERANCE = Tolerance(relative=0.25, absolute=0.0)

@@ -1,24 +1,15 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "samples"
-APPS = Path(__file__).parent / "apps"
+# The verdict's statistics, imported once before any in-process pytester run: pytester puts
+# sys.modules back after each run, and numpy's C core refuses to be loaded a second time in
+# one process ("cannot load module more than once per process").
+import scipy.stats  # noqa: F401
 
-
-def item_traffic_lines(ids: int, total: int | None = None, *, gap: float = 0.01) -> str:
-    """Native JSONL traffic: ``GET /item/i000000`` … cycling over ``ids`` distinct ids."""
-    total = total or ids
-    lines = [
-        json.dumps({"offset": round(n * gap, 4), "method": "GET", "url": f"/item/i{n % ids:06d}",
-                    "headers": {"User-Agent": "soak-tests"}})
-        for n in range(total)
-    ]  # fmt: skip
-    return "\n".join(lines) + "\n"
+from tests.helpers import SAMPLES, copy_test_services, item_traffic_lines
 
 
 @pytest.fixture
@@ -32,9 +23,6 @@ def samples() -> Path:
 @pytest.fixture
 def soak_project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester dir that can import the test services as ``apps.services``."""
-    target = pytester.path / "apps"
-    target.mkdir()
-    for name in ("__init__.py", "services.py"):
-        (target / name).write_text((APPS / name).read_text())
+    copy_test_services(pytester.path)
     pytester.makefile(".jsonl", items=item_traffic_lines(400))
     return pytester

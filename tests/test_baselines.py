@@ -28,7 +28,14 @@ from pytest_soak.baselines import (
     compare,
     traffic_fingerprint,
 )
+from pytest_soak.driver.run import Checkpoint
 from pytest_soak.errors import BaselineError, SoakError
+from pytest_soak.result import SoakResult
+from pytest_soak.runner import run_soak
+from pytest_soak.settings import Settings, resolve
+from pytest_soak.traffic import load_traffic
+from tests.apps.services import wsgi_app
+from tests.helpers import item_traffic_lines
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -396,56 +403,83 @@ def test_put_refuses_what_could_not_be_loaded_again(
 # --- from a soak result ------------------------------------------------------------------------
 
 
-def soak_result() -> dict[str, Any]:
-    return {
-        "test_id": "tests/test_shop.py::test_shop",
-        "verdict": "ok",
-        "metric": "heap",
-        "growth_bytes": 11_403.6,
-        "growth_per_request_bytes": 5.04,
-        "settings": {"profile": "spike-at-8am", "peak_rps": 150.04, "duration": 61.234,
-                     "mode": "quick", "seed": 0},
-        "traffic": {"path": "traffic/shop.har", "format": "har", "exchanges": 40,
-                    "fingerprint": "sha256:0123456789abcdef"},
-        "run": {"sent": 2400, "errors": 0},
-        "judgements": [{"metric": "rss", "requests_measured": 1},
-                       {"metric": "heap", "requests_measured": 2263}],
-        "phases": [
-            {"name": "night", "requests": 300, "floor_growth": 0.0, "mem_floor": 1.0},
-            {"name": "spike", "requests": 900, "floor_growth": 6_000.2, "mem_floor": 2.0},
-            {"name": "sustained", "requests": 1200, "floor_growth": 5_403.4, "mem_floor": 3.0},
-        ],
-        # A phase's floor is the judged metric's floor at its last checkpoint (none in the
-        # third phase here) above the warm-up's floor, not the lowest sample.
-        "warmup_checkpoints": 1,
-        "checkpoints": [
-            {"phase": 0, "floor": {"heap": 52_000_000.0, "rss": 9e9}},
-            {"phase": 0, "floor": {"heap": 52_428_800.4, "rss": 9e9}},
-            {"phase": 1, "floor": {"heap": 52_430_000, "rss": 9e9}},
-        ],
-    }  # fmt: skip
+@pytest.fixture(scope="module")
+def soaked(tmp_path_factory: pytest.TempPathFactory) -> tuple[SoakResult, Settings]:
+    """A real in-process run of a few seconds; tests reshape its typed parts as they need."""
+    path = tmp_path_factory.mktemp("traffic") / "items.jsonl"
+    path.write_text(item_traffic_lines(200))
+    settings = resolve(
+        {"profile": "constant", "peak_rps": 100}, mode="quick", duration_override=2.0
+    )
+    return run_soak(wsgi_app(0), load_traffic(path), settings, check=False), settings
 
 
-def test_from_result_reads_the_json_of_a_soak_result() -> None:
+def test_from_result_reads_the_typed_result(soaked: tuple[SoakResult, Settings]) -> None:
     from pytest_soak import __version__
 
-    # Phase floors are relative to the warm-up's floor (checkpoint 1 here): 0 at its end, then
-    # +1,199.6 bytes at the end of the second phase; the third phase has no checkpoint.
-    assert Baseline.from_result("test_shop", soak_result(), LINUX) == make(
+    result, settings = soaked
+    primary = result.analysis.primary
+    assert primary is not None
+    baseline = Baseline.from_result("test_shop", result, settings, LINUX)
+    assert dataclasses.replace(baseline, phases=()) == Baseline(
+        test="test_shop",
+        environment=LINUX,
+        metric=result.analysis.metric,
+        growth_per_request=result.growth_per_request,
+        growth=result.growth,
+        requests_measured=primary.requests_measured,
+        requests=result.run.sent,
+        profile="constant",
+        peak_rps=100.0,
+        duration=2.0,
+        mode="quick",
+        traffic_path=str(result.traffic["path"]),
+        traffic_fingerprint=result.traffic["fingerprint"],
+        verdict=result.verdict,
+        phases=(),
         plugin_version=__version__,
-        phases=(
-            PhaseRecord("night", 300, 0.0, 0.0),
-            PhaseRecord("spike", 900, 6_000.2, 52_430_000 - 52_428_800.4),
-            PhaseRecord("sustained", 1200, 5_403.4, None),
-        ),
     )
+    assert [(p.name, p.requests, p.floor_growth) for p in baseline.phases] == [
+        (p.name, p.requests, p.floor_growth) for p in result.analysis.phases
+    ]
 
 
-def test_from_a_result_missing_a_key_is_a_baseline_error() -> None:
-    result = soak_result()
-    del result["settings"]["peak_rps"]
-    with pytest.raises(BaselineError, match=r"test_shop cannot be recorded.*peak_rps"):
-        Baseline.from_result("test_shop", result, LINUX)
+def test_phase_floors_are_relative_to_the_warm_up_floor(
+    soaked: tuple[SoakResult, Settings],
+) -> None:
+    """A phase's floor is the judged metric's floor at its last checkpoint (none in the third
+    phase here) above the warm-up's floor (checkpoint 1 here), not the lowest sample."""
+    result, settings = soaked
+    metric = result.analysis.metric
+    run = dataclasses.replace(result.run)
+    run.reserve_checkpoints(3)
+    for number, phase in enumerate((0, 0, 1)):
+        run.record_checkpoint(Checkpoint(number, 100 * (number + 1), float(number), phase, True))
+    one = result.analysis.phases[0]
+    reshaped = dataclasses.replace(
+        result,
+        run=run,
+        analysis=dataclasses.replace(
+            result.analysis,
+            warmup_checkpoints=1,
+            phases=tuple(dataclasses.replace(one, name=name) for name in ("a", "b", "c")),
+        ),
+        floors=[
+            {metric: 52_000_000.0, "other": 9e9},
+            {metric: 52_428_800.4, "other": 9e9},
+            {metric: 52_430_000, "other": 9e9},
+        ],
+    )
+    baseline = Baseline.from_result("test_shop", reshaped, settings, LINUX)
+    assert [p.floor for p in baseline.phases] == [0.0, 52_430_000 - 52_428_800.4, None]
+    all_warm_up = dataclasses.replace(
+        reshaped, analysis=dataclasses.replace(reshaped.analysis, warmup_checkpoints=3)
+    )
+    assert [p.floor for p in Baseline.from_result("t", all_warm_up, settings, LINUX).phases] == [
+        None,
+        None,
+        None,
+    ]
 
 
 # --- tolerance ---------------------------------------------------------------------------------
@@ -707,6 +741,12 @@ def test_any_finite_baseline_survives_save_and_load(tmp_path: Path, items: list[
     for item in items:
         key = item.environment.key
         assert loaded.get(item.test, key) == store.get(item.test, key) is not None
+
+
+@given(item=any_baseline)
+def test_a_baseline_crosses_to_the_xdist_controller_unchanged(item: Baseline) -> None:
+    assert Baseline.from_json(json.loads(json.dumps(item.to_json()))) == item
+    assert Baseline.from_json(item.to_json()) == item
 
 
 @fixture_ok

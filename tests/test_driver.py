@@ -10,12 +10,11 @@ import pytest
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, free_loopback_port
 from pytest_soak.errors import DriverError, ProfileError
 from pytest_soak.profiles import Profile
-from pytest_soak.runner import plan_checkpoints, run_soak
+from pytest_soak.runner import plan_cycles, run_soak
 from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import Exchange, Traffic
 
 APPS_DIR = Path(__file__).parent
-sys.path.insert(0, str(APPS_DIR))
 
 
 def _constant(peak_rps: float, seconds: float) -> Settings:
@@ -45,28 +44,33 @@ def test_each_phase_gets_the_requests_its_rate_asks_for(served: ServedProcess) -
     )
     result = run_soak(served, _items(300), settings, check=False)
     run = result.run
-    timeline = settings.profile.timeline(120, 6.0)
-    assert run.sent == timeline.request_count
+    cycles = settings.warmup_cycles + settings.measured_cycles
+    timeline = settings.profile.timeline(120, 6.0 / cycles)  # one compressed day per cycle
+    assert run.sent == cycles * timeline.request_count
     for stats, (_, start, end) in zip(run.phases, timeline.phase_spans(), strict=True):
         expected = timeline.requests_until(end) - timeline.requests_until(start)
-        assert abs(stats.sent - expected) <= 1, stats.name
+        assert abs(stats.sent - cycles * expected) <= cycles, stats.name
         assert stats.statuses["2xx"] == stats.sent
     assert run.unsent == 0
-    assert len(run.checkpoints) == len(result.floors) == 14
+    # A floor before any load, then one at the end of every phase of every cycle.
+    plan = plan_cycles(_items(300), settings)
+    assert len(plan.boundaries) == 4
+    assert len(run.checkpoints) == len(result.floors) == 1 + 4 * cycles
     assert all(cp.drained for cp in run.checkpoints)
-    assert [cp.requests for cp in run.checkpoints] == plan_checkpoints(run.sent, 300, 12)
+    assert [cp.requests for cp in run.checkpoints] == plan.checkpoints(cycles, first=True)
+    assert [c.kind for c in result.analysis.cycles] == ["warm-up"] + ["measured"] * (cycles - 1)
 
 
 def test_connection_errors_are_counted_per_phase_and_do_not_stop_the_run() -> None:
     import os
 
     closed = f"http://127.0.0.1:{free_loopback_port()}"
-    result = run_soak(
-        UrlTarget(closed, [os.getpid()]), _items(20), _constant(100, 2.0), check=False
-    )
+    settings = _constant(100, 2.0)
+    result = run_soak(UrlTarget(closed, [os.getpid()]), _items(20), settings, check=False)
+    planned = plan_cycles(_items(20), settings).size * 9  # 1 warm-up + 8 measured cycles
     assert result.run.aborted is None
-    assert result.run.sent == 200
-    assert result.run.phases[0].errors["connect"] == 200
+    assert result.run.sent == planned
+    assert result.run.phases[0].errors["connect"] == planned
     assert result.run.phases[0].error_samples  # what went wrong is kept (bounded) for the report
     assert len(result.run.phases[0].error_samples) == 5
 
@@ -76,7 +80,7 @@ def test_a_url_without_a_pid_or_a_tiny_run_is_refused_before_any_load() -> None:
         run_soak(UrlTarget("http://127.0.0.1:9"), _items(5), _constant(100, 2.0))
     with pytest.raises(DriverError, match=r"a URL alone gives no process to measure"):
         run_soak("http://127.0.0.1:9", _items(5), _constant(100, 2.0))
-    with pytest.raises(ProfileError, match=r"plans only 5 requests.*needs at least 130"):
+    with pytest.raises(ProfileError, match=r"plans only 1 requests per load cycle.*at least 10"):
         run_soak(UrlTarget("http://127.0.0.1:9", [1]), _items(5), _constant(5, 1.0))
 
 
@@ -117,24 +121,31 @@ def test_refuses_empty_traffic() -> None:
         run_soak(UrlTarget("http://127.0.0.1:9", [1]), Traffic(()), _constant(100, 2.0))
 
 
-def test_checkpoint_plan_warms_up_for_one_pass_of_the_traffic() -> None:
-    # 2,663 requests, 400-request file: warm-up is one pass (400 > 12%), then 12 equal segments.
-    points = plan_checkpoints(2663, 400, 12)
-    assert points[:2] == [0, 400]
-    assert len(points) == 14
-    assert points[-1] == 2663
-    # A file longer than the run: warm-up stops at 40%.
-    assert plan_checkpoints(1000, 5000, 12)[1] == 400
+def test_every_cycle_replays_the_same_requests_shaped_by_the_whole_profile() -> None:
+    settings = resolve(
+        {"profile": "spike-at-8am", "peak_rps": 150}, mode="quick", duration_override=60.0
+    )
+    plan = plan_cycles(_items(5000), settings)  # a recording far longer than the run
+    cycles = settings.warmup_cycles + settings.measured_cycles
+    assert plan.size == settings.profile.timeline(150, 60.0 / cycles).request_count
+    assert plan.choice.size == plan.size < 5000
+    # Five phases a cycle, each ending in a floor; the last one ends the cycle.
+    assert len(plan.boundaries) == 5
+    assert plan.boundaries[-1] == plan.size
+    arrivals = list(plan.arrivals(2))
+    assert len(arrivals) == 2 * plan.size
+    second = [t - plan.timeline.wall_seconds for t in arrivals[plan.size :]]
+    assert second == pytest.approx(arrivals[: plan.size])
 
 
 @pytest.mark.parametrize(("leak", "verdict"), [(0, "ok"), (4096, "leak")])
 def test_wsgi_apps_are_driven_in_process(leak: int, verdict: str) -> None:
-    from apps.services import wsgi_app
+    from tests.apps.services import wsgi_app
 
     settings = _constant(100, 6.0)
     result = run_soak(wsgi_app(leak), _items(200), settings, check=False)
     assert result.run.target.startswith("WSGI app")
-    assert result.run.phases[0].statuses["2xx"] == result.run.sent == 600
+    assert result.run.phases[0].statuses["2xx"] == result.run.sent == 9 * 67  # 9 cycles
     assert result.verdict == verdict, result.explain()
 
 
@@ -246,5 +257,5 @@ def test_a_recording_cannot_send_traffic_anywhere_but_the_target(tmp_path: Path)
     # Every request arrived here, on loopback. (http.server collapses the leading '//' and reads
     # header bytes as latin-1: the UTF-8 'José' shows as 'JosÃ©'.)
     seen = log.read_text(encoding="utf-8").splitlines()
-    assert len(seen) == 200
-    assert seen.count("/elsewhere.invalid/x JosÃ©") == 100
+    assert len(seen) == result.run.sent == 9 * 22  # 9 cycles of 2/9 s at 100 req/s
+    assert seen.count("/elsewhere.invalid/x JosÃ©") == 9 * 11  # half of every cycle

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +14,8 @@ from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, repl
 from pytest_soak.driver.targets import UrlTarget, free_loopback_port
 from pytest_soak.profiles import Profile
 from pytest_soak.traffic import Exchange
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from apps.raw_http import RawHttpServer
+from tests.apps.raw_http import RawHttpServer
+from tests.helpers import copy_test_services, item_traffic_lines
 
 
 @pytest.fixture
@@ -200,12 +196,7 @@ def test_a_900_rps_spike_against_a_served_uvicorn_runs_in_quick_mode_under_1_per
     """Issue 3's acceptance: the driver keeps the schedule of a real spike on a 2-core machine.
 
     ``pytest -m slow tests/test_http1.py`` (about 90 s)."""
-    apps = pytester.path / "apps"
-    apps.mkdir()
-    for name in ("__init__.py", "services.py"):
-        (apps / name).write_text((Path(__file__).parent / "apps" / name).read_text())
-    from conftest import item_traffic_lines
-
+    copy_test_services(pytester.path)
     pytester.makefile(".jsonl", items=item_traffic_lines(400))
     pytester.makepyfile(
         test_spike_user="""

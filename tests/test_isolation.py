@@ -1,4 +1,5 @@
-"""Leak isolation: the search (pure, against synthetic oracles) and the repro file."""
+"""Leak isolation: the searches (pure, against synthetic oracles), trial sizing and budget, one
+real trial, and the repro file."""
 
 from __future__ import annotations
 
@@ -7,25 +8,31 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_soak.analysis import Limits, judge_metric
 from pytest_soak.isolation import (
-    MIN_PROBE_SECONDS,
     REDACTED,
     Exhausted,
+    Trials,
+    TrialSizing,
     find_culprits,
-    first_cure,
-    probe_settings,
     redact,
     repro_path,
     write_repro,
 )
-from pytest_soak.runner import MIN_REQUESTS_PER_SEGMENT
+from pytest_soak.isolation.search import Kind, find_kind
+from pytest_soak.isolation.trials import MAX_RATE_FACTOR, MAX_SCALE, visibility_scale
+from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, run_soak
 from pytest_soak.settings import resolve
-from pytest_soak.traffic import Exchange, RecordedResponse, load_traffic
+from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
+from pytest_soak.traffic.variations import candidates
+from tests.apps.services import leaky_app
 
 Oracle = Callable[[frozenset[str]], bool]
 
@@ -53,9 +60,12 @@ def universes(draw: st.DrawFn, min_size: int = 1, max_size: int = 64) -> list[st
     return draw(st.permutations(endpoints(size)))
 
 
+# --------------------------------------------------------------------------- the endpoint search
+
+
 @given(universes(), st.data())
 @settings(max_examples=200, deadline=None)
-def test_one_culprit_is_found_within_2_log2_e_plus_2_replays(
+def test_one_culprit_is_found_within_log2_e_plus_2_trials(
     items: list[str], data: st.DataObject
 ) -> None:
     culprit = data.draw(st.sampled_from(items))
@@ -63,11 +73,32 @@ def test_one_culprit_is_found_within_2_log2_e_plus_2_replays(
     search = find_culprits(items, oracle)
     assert search.status == "found"
     assert search.culprits == ((culprit,),)
-    assert search.replays == len(oracle.calls)
+    assert search.trials == len(oracle.calls)
     e = len(items)
-    assert search.replays <= 2 * math.log2(e) + 2
-    assert search.replays <= math.ceil(math.log2(e)) + 2  # what the algorithm promises
-    assert search.cured is (True if e > 1 else None)  # the traffic without it was replayed
+    assert search.trials <= math.ceil(math.log2(e)) + 2 if e > 1 else search.trials == 0
+    if e > 1:  # confirmed both ways: it leaked alone, the traffic without it did not
+        assert frozenset([culprit]) in oracle.calls
+        assert frozenset(items) - {culprit} in oracle.calls
+    assert search.cured is (True if e > 1 else None)
+
+
+@given(universes(min_size=4, max_size=40), st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_false_leak_of_healthy_traffic_never_names_it(
+    items: list[str], data: st.DataObject
+) -> None:
+    """Noise: one set of healthy endpoints (one alone, or a few) comes back "leak" whenever it
+    is replayed. A named culprit needs its traffic alone to leak *and* the traffic without the
+    culprits not to (and, among several, to be needed), so the healthy ones are never named."""
+    culprit = data.draw(st.sampled_from(items))
+    healthy = [e for e in items if e != culprit]
+    noisy = frozenset(
+        data.draw(st.sets(st.sampled_from(healthy), min_size=1, max_size=len(items) - 2))
+    )
+    search = find_culprits(items, Counting(lambda kept: culprit in kept or kept == noisy))
+    assert search.status == "found"
+    assert search.culprits == ((culprit,),)
+    assert search.cured is True
 
 
 @given(universes(min_size=2), st.data())
@@ -87,7 +118,7 @@ def test_an_interaction_is_reported_as_such_never_as_a_culprit(
 ) -> None:
     size = data.draw(st.integers(min_value=2, max_value=min(3, len(items))))
     together = frozenset(data.draw(st.permutations(items))[:size])
-    search = find_culprits(items, Counting(lambda kept: together <= kept), max_replays=60)
+    search = find_culprits(items, Counting(lambda kept: together <= kept), max_trials=60)
     assert search.status == "interaction"
     assert len(search.culprits) == 1
     assert frozenset(search.culprits[0]) == together  # the smallest set that leaks together
@@ -96,18 +127,35 @@ def test_an_interaction_is_reported_as_such_never_as_a_culprit(
 
 @given(universes(min_size=1, max_size=24))
 @settings(max_examples=100, deadline=None)
-def test_no_subset_leaks_not_even_the_whole_compressed_is_not_reproduced(
-    items: list[str],
-) -> None:
+def test_no_subset_leaks_not_even_the_whole_again_is_not_reproduced(items: list[str]) -> None:
     oracle = Counting(lambda kept: False)
     search = find_culprits(items, oracle)
     if len(items) == 1:
         # One endpoint: the measured run is the proof; nothing to split.
-        assert search.status == "found" and search.replays == 0
+        assert search.status == "found" and search.trials == 0
         return
     assert search.status == "not-reproduced"
     assert search.culprits == ()
     assert frozenset(items) in oracle.calls  # it replayed the whole traffic before saying so
+
+
+def test_a_culprit_whose_removal_did_not_surely_stop_the_leak_is_not_named() -> None:
+    """The culprit's traffic leaks alone, but one trial of the traffic without it leaked too
+    (a second leak at the edge of what a trial sees): not confirmed, so nothing is named."""
+    items = endpoints(8)
+    culprit = items[2]
+    rest = frozenset(items) - {culprit}
+    seen: list[frozenset[str]] = []
+
+    def leaks(kept: frozenset[str]) -> bool:
+        seen.append(kept)
+        return culprit in kept or (kept == rest and seen.count(rest) == 1)
+
+    search = find_culprits(items, Counting(leaks), max_trials=60)
+    assert search.status == "not-confirmed"
+    assert search.culprits == ()
+    assert culprit in search.suspects
+    assert "still leaked" in search.why
 
 
 def test_an_endpoint_that_leaks_only_when_another_is_removed_is_not_a_culprit() -> None:
@@ -128,8 +176,9 @@ def test_an_endpoint_that_leaks_only_when_another_is_removed_is_not_a_culprit() 
 def test_the_budget_stops_the_search_with_what_it_narrowed() -> None:
     items = endpoints(32)
     oracle = Counting(lambda kept: items[20] in kept)
-    search = find_culprits(items, oracle, max_replays=2)
+    search = find_culprits(items, oracle, max_trials=2)
     assert search.status == "incomplete"
+    assert search.culprits == ()
     assert len(oracle.calls) == 2
     assert items[20] in search.suspects and len(search.suspects) < len(items)
 
@@ -141,42 +190,183 @@ def test_a_time_limit_raised_by_the_oracle_ends_the_search() -> None:
     assert find_culprits(endpoints(8), leaks).status == "incomplete"
 
 
-def test_first_cure_stops_at_the_first_variation_whose_removal_cures() -> None:
-    tried: list[str] = []
+# --------------------------------------------------------------------------- kinds of request
 
-    def cures(label: str) -> bool:
-        tried.append(label)
-        return label == "id unknown"
 
-    assert first_cure(["status 5xx", "id unknown", "client bot"], cures, max_replays=3) == (
-        "id unknown",
-        2,
+def _products(shapes: list[str]) -> list[Exchange]:
+    return [
+        Exchange(k * 0.1, "GET", f"/shop/products.json?{shapes[k % len(shapes)].format(k=k)}")
+        for k in range(60)
+    ]
+
+
+def test_two_query_shapes_sharing_the_leaking_parameter_name_the_parameter() -> None:
+    """``_sort`` comes in two shapes (with ``_size``, with ``_next``): the leak is on every
+    request that sorts, and the kind named is ``query _sort=*``, not one of the shapes; one
+    replay of the traffic without it confirms it."""
+    shapes = [
+        "_sort=price&_size={k}",
+        "_sort=name&_next={k}",
+        "_size={k}&_next={k}",
+        "_col=a&_col=b",
+    ]
+    exchanges = _products(shapes)
+    leaking = frozenset(i for i, e in enumerate(exchanges) if "_sort=" in e.target)
+    kinds = [
+        Kind(c.label, c.indices, c.suspect)
+        for c in candidates(exchanges, "GET /shop/products.json")
+    ]
+    confirmations: list[str] = []
+
+    def without(kind: Kind) -> bool:
+        confirmations.append(kind.label)
+        return not leaking <= kind.requests
+
+    found = find_kind(kinds, lambda kind: bool(kind.requests & leaking), without)
+    assert found.label is not None and found.label.startswith("query _sort=*")
+    assert confirmations == [found.label]
+    assert (found.label, True, False) in found.tried  # confirmed both ways
+
+
+def test_no_kind_is_named_when_every_request_of_the_endpoint_leaks() -> None:
+    exchanges = _products(["_sort=price", "_size={k}", "_next={k}"])
+    kinds = [
+        Kind(c.label, c.indices, c.suspect)
+        for c in candidates(exchanges, "GET /shop/products.json")
+    ]
+    found = find_kind(kinds, lambda kind: True, lambda kind: True, max_alone=8, max_confirmations=2)
+    assert found.label is None
+    # Both sides of every parameter leaked alone: no single kind agrees with that, so none is
+    # worth a replay without it.
+    assert all(without is None for _, _, without in found.tried)
+    assert len(found.tried) <= 8
+
+
+def test_a_suspect_kind_that_leaks_alone_is_confirmed_at_once() -> None:
+    """The shop: replayed alone, every delete asks for an unknown cart and leaks, so screening
+    tells nothing; the suspect kind (unknown ids) is confirmed first."""
+    unknown, known = (
+        Kind("id unknown", frozenset({1, 2}), suspect=True),
+        Kind("id known", frozenset({3, 4})),
     )
-    assert tried == ["status 5xx", "id unknown"]
-    assert first_cure(["a", "b", "c"], lambda _: False, max_replays=2) == (None, 2)
+    asked: list[str] = []
+
+    def alone(kind: Kind) -> bool:
+        asked.append(kind.label)
+        return True
+
+    found = find_kind([unknown, known], alone, lambda kind: kind is not unknown)
+    assert found.label == "id unknown" and asked == ["id unknown"]
 
 
-# --------------------------------------------------------------------------- replays
+def test_kinds_inside_one_that_did_not_leak_alone_are_not_replayed() -> None:
+    a, b, c = (
+        Kind("a", frozenset({1, 2, 3})),
+        Kind("b", frozenset({1, 2})),
+        Kind("c", frozenset({4, 5})),
+    )
+    asked: list[str] = []
+
+    def alone(kind: Kind) -> bool:
+        asked.append(kind.label)
+        return bool(kind.requests & {4})
+
+    found = find_kind([a, b, c], alone, lambda kind: False)
+    assert asked == ["a", "c"]
+    assert found.label == "c"
 
 
-@pytest.mark.parametrize("subset", [10, 200, 900, 5000])
-def test_a_replay_plans_a_verdict_and_one_warm_up_pass(subset: int) -> None:
-    base = resolve({"profile": "spike-at-8am", "peak_rps": 150}, mode="quick")
-    probe = probe_settings(base, subset, measured_requests=2663)
-    planned = probe.profile.timeline(probe.peak_rps, probe.duration).request_count
-    assert planned >= MIN_REQUESTS_PER_SEGMENT * (base.measured_segments + 1)
-    assert planned >= min(2.5 * subset, 2663) * 0.98
-    assert probe.duration >= MIN_PROBE_SECONDS
-    assert probe.duration <= base.duration  # never longer than the run that found the leak
-    assert probe.max_growth is None and probe.profile == base.profile
+# --------------------------------------------------------------------------- trials
 
 
-def test_a_short_test_gets_replays_of_the_shortest_length_with_enough_requests() -> None:
-    base = resolve({"profile": "constant", "peak_rps": 20, "duration": "3s"}, mode="quick")
-    probe = probe_settings(base, 50, measured_requests=60)
-    assert probe.duration == MIN_PROBE_SECONDS or probe.duration > MIN_PROBE_SECONDS
-    planned = probe.profile.timeline(probe.peak_rps, probe.duration).request_count
-    assert planned >= MIN_REQUESTS_PER_SEGMENT * (base.measured_segments + 1)
+def _sizing(scale: float = 1.0, **marker: Any) -> TrialSizing:
+    base = resolve({"profile": "spike-at-8am", "peak_rps": 150, **marker}, mode="quick")
+    cycles = base.warmup_cycles + base.measured_cycles
+    cycle = base.profile.timeline(base.peak_rps, base.duration / cycles)
+    weights = {i: 1 for i in range(cycle.request_count)}  # the first requests, once each
+    return TrialSizing(base, weights, 3 * cycle.request_count, cycle.request_count,
+                       cycle.wall_seconds, scale)  # fmt: skip
+
+
+@pytest.mark.parametrize("kept", [1, 12, 100, 295])
+def test_a_trial_replays_per_cycle_what_the_measured_cycle_held_at_the_same_rate(kept: int) -> None:
+    sizing = _sizing()
+    per_cycle = sizing.requests_per_cycle(range(kept))
+    assert per_cycle == max(MIN_REQUESTS_PER_CYCLE, kept)
+    assert (
+        sizing.requests_per_cycle(range(10_000, 10_050)) == MIN_REQUESTS_PER_CYCLE
+    )  # not replayed
+    trial = sizing.settings_for(per_cycle)
+    cycles = trial.warmup_cycles + trial.measured_cycles
+    timeline = trial.profile.timeline(trial.peak_rps, trial.duration / cycles)
+    assert timeline.request_count == per_cycle  # what run_soak will replay per cycle
+    assert trial.profile == sizing.settings.profile
+    assert trial.peak_rps == pytest.approx(sizing.settings.peak_rps, rel=0.05)
+    assert trial.duration == pytest.approx(
+        sizing.settings.duration * per_cycle / sizing.cycle_requests, rel=0.05
+    )
+    assert trial.max_growth is None and trial.isolate == "off"
+
+
+def test_a_scaled_trial_raises_the_rate_before_it_lasts_longer() -> None:
+    sizing = _sizing(scale=MAX_SCALE)
+    whole = sizing.requests_per_cycle(range(sizing.cycle_requests))
+    assert whole == MAX_SCALE * sizing.cycle_requests
+    trial = sizing.settings_for(whole)
+    assert trial.peak_rps == pytest.approx(MAX_RATE_FACTOR * sizing.settings.peak_rps, rel=0.05)
+    assert trial.duration == pytest.approx(
+        sizing.settings.duration * MAX_SCALE / MAX_RATE_FACTOR, rel=0.05
+    )
+
+
+def _result(floors: list[float], cycle: int = 300) -> Any:
+    judgement = judge_metric("heap", floors, [k * cycle for k in range(len(floors))], Limits())
+    return SimpleNamespace(analysis=SimpleNamespace(primary=judgement))
+
+
+def test_a_leak_near_the_noise_floor_gets_bigger_trials_a_large_one_does_not() -> None:
+    base = resolve({"profile": "constant", "peak_rps": 100}, mode="quick")
+    large = _result([k * 100_000.0 for k in range(9)])
+    assert visibility_scale(large, base) == 1.0
+    near = _result([k * 2_500.0 for k in range(9)])  # 20 KiB over 8 cycles: the floor is 16 KiB
+    assert 1.0 < visibility_scale(near, base) <= MAX_SCALE
+
+
+def test_the_budget_stops_trials_before_they_start() -> None:
+    sizing = _sizing()
+    traffic = Traffic(tuple(Exchange(0.0, "GET", f"/item/{k}") for k in range(50)))
+    none_left = Trials(None, traffic, sizing, test_id="t", max_trials=0, time_limit=600.0)
+    with pytest.raises(Exhausted, match="0 trials"):
+        none_left.run(range(50), "only GET /item/{id}")
+    clock = iter([0.0, 0.0, 0.0]).__next__
+    no_time = Trials(None, traffic, sizing, test_id="t", max_trials=5, time_limit=1.0, clock=clock)
+    with pytest.raises(Exhausted, match="time limit of 1s"):
+        no_time.run(range(50), "only GET /item/{id}")
+    assert no_time.count == 0
+
+
+def test_a_real_trial_replays_its_cycles_and_reports_its_true_wall_time() -> None:
+    """The same machinery: a run finds the leak, a trial of half its traffic is a full cycles
+    run of the planned size, and its reported duration is the wall time it took."""
+    app = leaky_app(8192)
+    traffic = Traffic(
+        tuple(Exchange(k * 0.01, "GET", f"/item/i{k % 40:04d}") for k in range(200))
+        + tuple(Exchange(2 + k * 0.01, "GET", "/health") for k in range(200))
+    )
+    base = resolve({"profile": "constant", "peak_rps": 150, "duration": "3s"}, mode="quick")
+    result = run_soak(app, traffic, base, check=False)
+    assert result.verdict == "leak"
+    sizing = TrialSizing.from_result(traffic, base, result)
+    assert sizing.weights is not None
+    assert sum(sizing.weights.values()) == result.analysis.cycle_requests
+    trials = Trials(app, traffic, sizing, test_id="t", max_trials=3, time_limit=120.0)
+    items = [i for i, e in enumerate(traffic) if e.path.startswith("/item/")]
+    trial = trials.run(items, "only GET /item/{id}")
+    assert trial.cycle_requests == sizing.requests_per_cycle(items)
+    assert trial.leaks and trial.verdict == "leak"
+    assert trial.requests >= trial.cycle_requests * (base.warmup_cycles + base.measured_cycles)
+    assert trial.seconds >= 0.9 * trial.planned_seconds
+    assert trials.timing()["replay_seconds"] == round(trial.seconds, 1)
 
 
 # --------------------------------------------------------------------------- the repro file
@@ -234,11 +424,3 @@ def test_repro_file_is_native_jsonl_that_load_traffic_reads_back(tmp_path: Path)
     assert [e.offset for e in loaded] == [0.0, 0.5]  # rebased, gaps kept
     assert loaded[0].response is not None and loaded[0].response.status == 200
     assert not list(tmp_path.glob(".*"))  # written atomically: no temp file left
-
-
-def test_replays_of_a_recorded_pace_test_use_a_constant_rate() -> None:
-    base = resolve({"replay": "recorded", "speed": 4.0, "duration": "20s"}, mode="quick")
-    probe = probe_settings(base, 100, measured_requests=800)
-    assert probe.replay == "profile" and probe.profile.name == "constant"
-    planned = probe.profile.timeline(probe.peak_rps, probe.duration).request_count
-    assert planned >= 260

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 import uuid
 
 import psutil
 import pytest
+
+from tests.helpers import item_traffic_lines
 
 FAST = ("--soak-duration=8s", "-p", "no:cacheprovider")
 
@@ -34,7 +35,11 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
 
 def test_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.soak(profile=..., peak_rps=..., *"])
+    from pytest_soak.settings import MARKER_KEYS
+
+    result.stdout.fnmatch_lines(["@pytest.mark.soak(baseline=..., *): shape and limits*"])
+    [line] = [line for line in result.outlines if line.startswith("@pytest.mark.soak(")]
+    assert all(f"{key}=..." in line for key in MARKER_KEYS)
 
 
 def test_a_leaking_app_fails_with_an_explained_verdict(soak_project: pytest.Pytester) -> None:
@@ -54,12 +59,14 @@ def test_a_leaking_app_fails_with_an_explained_verdict(soak_project: pytest.Pyte
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*SoakFailure: soak verdict: LEAK*floors rose in every repetition*",
+            "*SoakFailure: soak verdict: LEAK*grew in every one of 8 identical cycles*",
             "*Python heap (tracemalloc): limit max_growth_per_request=0 B*",
             "*Python heap (tracemalloc): observed *KiB/request*",
-            "*phase *requests*rps target/got*p50*p95*p99*errors*late*heap start*floor growth",
-            "*steady *800 *100.0/100.0*",
-            "*top allocation sites that grew (attribution pass: * more requests traced with 25*",
+            "*9 identical cycles of 89 requests*",
+            "*phase *requests*rps target/got*p50*p95*p99*errors*late*heap end (1st)*floor growth",
+            "*steady *801 *100.0/10*",
+            "*growth by cycle: warm-up: *, 1: +*KiB, 2: +*KiB*",
+            "*top allocation sites that grew in every cycle (attribution pass: the cycle replayed*",
             "*apps/services.py:* in remember: kept.append(*",
             "*soak summary*",
             "test_leak.py::test_leaks *LEAK*heap*KiB*",
@@ -98,7 +105,7 @@ def test_plateauing_cache_and_late_gc_are_not_leaks(
 ) -> None:
     """1,440 requests over 1,500 ids: the cache fills past the warm-up (576 requests) and hits
     its cap of 700 in the measured part, then stays there."""
-    soak_project.makefile(".jsonl", ids=_item_lines(1500))
+    soak_project.makefile(".jsonl", ids=item_traffic_lines(1500))
     soak_project.makepyfile(
         test_svc=_module(
             f"""
@@ -116,11 +123,56 @@ def test_plateauing_cache_and_late_gc_are_not_leaks(
     result.assert_outcomes(passed=1)
 
 
-def _item_lines(ids: int) -> str:
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from conftest import item_traffic_lines
+def test_bounded_caches_still_filling_on_a_recording_20x_longer_pass(
+    soak_project: pytest.Pytester,
+) -> None:
+    """Issue 10's case: a recording far longer than the run, a cache keyed by it that one
+    pass could never fill. Every cycle replays the same requests: the cache fills in the
+    warm-up and stays flat, and the summary says what was replayed."""
+    soak_project.makefile(".jsonl", long=item_traffic_lines(20_000))
+    soak_project.makepyfile(
+        test_long=_module(
+            """
+            import pytest
+            from apps.services import cache_app
 
-    return item_traffic_lines(ids)
+            @pytest.mark.soak(profile="spike-at-8am", peak_rps=150)
+            def test_long(soak, replay_traffic):
+                result = soak.run(cache_app(max_entries=4000), replay_traffic("long.jsonl"))
+                assert result.verdict == "ok", result.explain()
+                cycle = result.traffic["cycle"]
+                assert cycle["recording"] == 20000 and cycle["size"] < 1000
+                assert any("in the warm-up" in note for note in result.analysis.notes)
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess("--soak-duration=15s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_fresh_ids_make_an_unbounded_per_id_table_grow(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_ids=_module(
+            """
+            import pytest
+            from apps.services import per_id_table_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=100)
+            def test_recorded_ids(soak, replay_traffic):
+                result = soak.run(per_id_table_app(), replay_traffic("items.jsonl"), check=False)
+                assert result.passed, result.explain()
+
+            @pytest.mark.soak(profile="constant", peak_rps=100, ids="fresh")
+            def test_fresh_ids(soak, replay_traffic):
+                soak.run(per_id_table_app(), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST, "-n", "0")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_fresh_ids*", "*LEAK*grew in every one of 8 identical cycles*"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -257,7 +309,7 @@ def test_served_native_leak_is_found_by_rss(
     result.assert_outcomes(**{outcome: 1})
     if outcome == "failed":
         result.stdout.fnmatch_lines(
-            ["*soak verdict: LEAK — USS floors rose in every repetition*", "*served process*"]
+            ["*soak verdict: LEAK — USS grew in every one of * cycles*", "*served process*"]
         )
 
 
@@ -282,9 +334,14 @@ def test_json_results(soak_project: pytest.Pytester) -> None:
     assert entry["verdict"] == "ok"
     assert [p["name"] for p in entry["phases"]] == ["step-1", "step-2", "step-3", "step-4"]
     assert sum(p["requests"] for p in entry["phases"]) == entry["run"]["sent"] > 0
-    assert len(entry["checkpoints"]) == 14
+    # A floor before any load, then at the end of each of 4 phases of 9 cycles.
+    assert len(entry["checkpoints"]) == 1 + 4 * 9
+    assert [c["kind"] for c in entry["cycles"]] == ["warm-up"] + ["measured"] * 8
+    assert entry["cycle_requests"] * 9 == entry["run"]["sent"]
     assert entry["traffic"]["endpoints"] == {"GET /item/{id}": 400}
+    assert entry["traffic"]["cycle"]["size"] == entry["cycle_requests"]
     assert all("heap" in cp["floor"] for cp in entry["checkpoints"])
+    assert entry["growth_bytes"] == entry["judgements"][0]["growth"]  # one growth figure
 
 
 def test_non_loopback_targets_are_refused_unless_allowed(soak_project: pytest.Pytester) -> None:

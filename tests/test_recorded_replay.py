@@ -98,7 +98,8 @@ def test_a_soak_test_replays_a_recording_at_its_own_pace(pytester: pytest.Pytest
     pytester.makefile(".jsonl", recorded="\n".join(lines) + "\n")
     one_pass = [0.025 * n + (0.5 - 0.025 if n >= 40 else 0.0) for n in range(80)]
     period = one_pass[-1] + one_pass[-1] / 79
-    expected = sum(1 for k in range(10) for t in one_pass if k * period + t <= 8.0)
+    in_run = sum(1 for k in range(10) for t in one_pass if k * period + t <= 8.0)
+    expected = 9 * (in_run // 9)  # 9 identical cycles, each a window of the recording
     pytester.makepyfile(
         test_recorded_user=textwrap.dedent(
             f"""
@@ -119,6 +120,8 @@ def test_a_soak_test_replays_a_recording_at_its_own_pace(pytester: pytest.Pytest
                 assert result.run.sent == {expected}, result.explain()
                 assert result.run.unsent == 0
                 assert result.analysis.phases[0].name == "recorded"
+                cycle = result.traffic["cycle"]
+                assert cycle["size"] * 9 == {expected} and cycle["exemplars"] == 0
             """
         )
     )

@@ -1,16 +1,15 @@
 """Clients that send one recorded exchange to a target and report its status or failure kind.
 
-In-process ASGI/WSGI apps go through httpx's transports; a URL goes through an httpx
-``AsyncClient`` with keep-alive pooling. Third-party exceptions stop here and become
-``SendFailure`` with a short kind (``connect``, ``timeout``, ``reset``, ``protocol``, ``app``).
+In-process ASGI and WSGI apps are called directly (``driver/asgi.py``, ``driver/wsgi.py``);
+an ``https://`` URL goes through an httpx ``AsyncClient`` with keep-alive pooling, a plain
+``http://`` one through the fast path (``driver/http1.py``). Third-party exceptions stop
+here and become ``SendFailure`` with a short kind (``connect``, ``timeout``, ``reset``,
+``protocol``, ``app``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -105,35 +104,3 @@ class HttpxAsyncClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class WsgiThreadClient:
-    """Runs a WSGI app through ``httpx.WSGITransport`` on a bounded thread pool."""
-
-    def __init__(self, app: Callable[..., Any], workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soak-wsgi")
-        self._client = httpx.Client(transport=httpx.WSGITransport(app=app))
-
-    def _send(self, exchange: Exchange) -> int:
-        try:
-            response = self._client.request(
-                exchange.method,
-                "http://testserver" + exchange.target,
-                headers=request_headers(exchange),
-                content=exchange.body or None,
-            )
-        except _REQUEST_ERRORS as exc:
-            raise SendFailure("bad-request", f"{exchange.source}: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise SendFailure(_failure_kind(exc), str(exc)) from exc
-        except Exception as exc:
-            raise SendFailure("app", f"{type(exc).__name__}: {exc}") from exc
-        return response.status_code
-
-    async def send(self, exchange: Exchange) -> int:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._send, exchange)
-
-    async def aclose(self) -> None:
-        # A WSGI call cannot be interrupted: a hung app keeps its thread, but not the run.
-        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_soak.driver.clients import Client, SendFailure
-from pytest_soak.driver.run import Checkpoint, PhaseStats, Run
+from pytest_soak.driver.run import STATUS_CLASSES, Checkpoint, PhaseStats, Run
 from pytest_soak.driver.targets import Target
 from pytest_soak.errors import DriverError
 from pytest_soak.traffic.model import Exchange
 
-_STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))  # not a new string per response
+#: Seconds between looks at an idle flag or a dying target while waiting.
+_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class PhasePlan:
     start: float  # wall seconds (without pauses)
     end: float
     expected: float
+    cycle: int = 0  # which load cycle of the run the phase belongs to
 
 
 class _Timeline(Protocol):
@@ -50,13 +52,22 @@ class _Timeline(Protocol):
     def requests_until(self, wall_t: float) -> float: ...
 
 
-def plan_phases(timeline: _Timeline) -> list[PhasePlan]:
-    """Each phase of a timeline (a profile's or a recording's) with the requests it plans."""
+def plan_phases(timeline: _Timeline, cycles: Sequence[int] = (0,)) -> list[PhasePlan]:
+    """Each phase of a timeline (a profile's or a recording's) with the requests it plans;
+    with ``cycles``, the timeline is one cycle and its phases repeat for each cycle number,
+    back to back (cycle ``cycles[k]`` starts ``k`` timeline lengths in)."""
+    spans = timeline.phase_spans()
+    length = spans[-1][2] if spans else 0.0
     return [
         PhasePlan(
-            phase.name, start, end, timeline.requests_until(end) - timeline.requests_until(start)
+            phase.name,
+            k * length + start,
+            k * length + end,
+            timeline.requests_until(end) - timeline.requests_until(start),
+            cycle,
         )
-        for phase, start, end in timeline.phase_spans()
+        for k, cycle in enumerate(cycles)
+        for phase, start, end in spans
     ]
 
 
@@ -82,16 +93,26 @@ async def replay(
     on_checkpoint: Callable[[Checkpoint], None],
     config: ReplayConfig,
     live: LiveState,
+    cycle_exchanges: Callable[[int], Sequence[Exchange]] | None = None,
 ) -> Run:
-    """Replay ``exchanges`` in recorded order (looping) at ``arrivals`` against ``target``."""
+    """Replay ``exchanges`` in order (looping) at ``arrivals`` against ``target``.
+
+    ``phases`` are timed spans (a profile's phases, once per cycle); their counts go to one
+    ``PhaseStats`` per phase name, numbered by first appearance. With ``cycle_exchanges``,
+    request ``k`` belongs to cycle ``k // len(exchanges)`` (counted from the first phase's
+    cycle) and each cycle's requests come from ``cycle_exchanges(cycle)`` (fresh ids per
+    cycle), fetched as the cycle starts."""
     if not exchanges:
         raise DriverError("traffic is empty: there is nothing to replay (check the filters)")
-    stats = [
-        PhaseStats(
-            name=p.name, index=i, planned_start=p.start, planned_end=p.end, expected=p.expected
-        )
-        for i, p in enumerate(phases)
-    ]
+    by_name: dict[str, PhaseStats] = {}
+    for p in phases:
+        found = by_name.get(p.name)
+        if found is None:
+            by_name[p.name] = PhaseStats(p.name, len(by_name), p.end - p.start, p.expected)
+        else:
+            found.planned_seconds += p.end - p.start
+            found.expected += p.expected
+    stats = list(by_name.values())
     run = Run(
         target=target.describe(),
         profile=profile,
@@ -103,7 +124,11 @@ async def replay(
     )
     run.reserve_checkpoints(len(set(checkpoints)))
     client = await target.open_client(config.concurrency, config.request_timeout)
-    loop_runner = _Loop(run, target, client, exchanges, config, live, on_checkpoint)
+    spans = [(p.end, by_name[p.name]) for p in phases]
+    loop_runner = _Loop(run, spans, target, client, exchanges, config, live, on_checkpoint)
+    if cycle_exchanges is not None:
+        first_cycle = phases[0].cycle if phases else 0
+        loop_runner.next_cycle = lambda k: cycle_exchanges(first_cycle + k)
     try:
         await loop_runner.run(arrivals, sorted(set(checkpoints)))
     finally:
@@ -150,6 +175,7 @@ class _Loop:
     def __init__(
         self,
         run: Run,
+        spans: Sequence[tuple[float, PhaseStats]],
         target: Target,
         client: Client,
         exchanges: Sequence[Exchange],
@@ -158,6 +184,7 @@ class _Loop:
         on_checkpoint: Callable[[Checkpoint], None],
     ) -> None:
         self.run_ = run
+        self.spans = spans  # (planned end, its stats) of each timed phase, in order
         self.target = target
         self.client = client
         self.exchanges = exchanges
@@ -172,11 +199,11 @@ class _Loop:
         self.start = 0.0
         self.shift = 0.0  # seconds paused so far: added to every later intended time
         self.abort: str | None = None  # set by the watchdog when the target dies
-        self.aborted = asyncio.Event()
+        self.next_cycle: Callable[[int], Sequence[Exchange]] | None = None
 
     async def run(self, arrivals: Iterable[float], checkpoints: list[int]) -> None:
         run = self.run_
-        phases = run.phases
+        spans = self.spans
         self.start = self.loop.time()
         watchdog = asyncio.ensure_future(self._watch())
         next_cp = 0
@@ -184,16 +211,18 @@ class _Loop:
         sent = 0
         n_exchanges = len(self.exchanges)
         deadline = run.wall_seconds + self.config.grace
+        if spans:
+            self.live.phase = spans[0][1].index
         try:
             for index, arrival in enumerate(arrivals):
                 while next_cp < len(checkpoints) and checkpoints[next_cp] <= index:
                     await self._checkpoint(run.checkpoint_count, index, phase)
                     next_cp += 1
-                while phase + 1 < len(phases) and arrival >= phases[phase].planned_end:
+                while phase + 1 < len(spans) and arrival >= spans[phase][0]:
                     self._close_phase(phase)
                     phase += 1
-                    self.live.phase = phase
-                stats = phases[phase]
+                    self.live.phase = spans[phase][1].index
+                stats = spans[phase][1]
                 if stats.wall_start is None:
                     stats.wall_start = self._now()
                 intended = self.start + self.shift + arrival
@@ -219,7 +248,10 @@ class _Loop:
                 stats.last_intended, stats.last_sent_at = intended, now
                 stats.sent += 1
                 sent += 1
-                exchange = self.exchanges[index % n_exchanges]
+                position = index % n_exchanges
+                if position == 0 and self.next_cycle is not None:
+                    self.exchanges = self.next_cycle(index // n_exchanges)
+                exchange = self.exchanges[position]
                 self.idle.clear()
                 task = asyncio.ensure_future(self._one(exchange, intended, stats))
                 self.inflight.add(task)
@@ -244,23 +276,22 @@ class _Loop:
         return self.loop.time() - self.start
 
     def _close_phase(self, phase: int) -> None:
-        stats = self.run_.phases[phase]
+        stats = self.spans[phase][1]
         if stats.wall_start is None:
             stats.wall_start = self._now()
         stats.wall_end = self._now()
 
     def _count_unsent(self, index: int, arrival: float, phase: int) -> None:
         """Everything from request ``index`` on could not be sent in time: count it per phase."""
-        run = self.run_
-        remaining = run.planned_requests - index
-        for stats in run.phases[phase:]:
+        remaining = self.run_.planned_requests - index
+        for stats in {id(s): s for _, s in self.spans[phase:]}.values():
             if remaining <= 0:
                 break
             share = min(remaining, max(0, round(stats.expected - stats.sent - stats.unsent)))
-            if stats.index == run.phases[-1].index:
-                share = remaining
             stats.unsent += share
             remaining -= share
+        if remaining > 0:
+            self.spans[-1][1].unsent += remaining
 
     async def _one(self, exchange: Exchange, intended: float, stats: PhaseStats) -> None:
         try:
@@ -271,7 +302,7 @@ class _Loop:
             stats.note_error("cancelled", "no answer before the run stopped waiting for it")
             raise
         else:
-            stats.statuses[_STATUS_CLASSES[min(status // 100, 9)]] += 1
+            stats.statuses[STATUS_CLASSES[min(status // 100, 9)]] += 1
             if status >= 500:
                 stats.note_error("5xx", f"{exchange.method} {exchange.target} -> {status}")
         finally:
@@ -287,17 +318,22 @@ class _Loop:
             self.abort = f"internal error in the driver: {task.exception()!r}"
 
     async def _drain(self) -> bool:
-        """Wait until nothing is in flight; after the request timeout, cancel stragglers."""
-        try:
-            # The clients time requests out themselves (the fast path up to a sweep late):
-            # give them a second more before cancelling what is left.
-            await asyncio.wait_for(self.idle.wait(), timeout=self.config.request_timeout + 1.0)
-            return True
-        except asyncio.TimeoutError:
-            for task in list(self.inflight):
-                task.cancel()
-            await self._cancel_inflight()
-            return False
+        """Wait until nothing is in flight; after the request timeout, cancel stragglers.
+
+        Polled with short sleeps rather than ``wait_for``: a cancelled timeout stays in the
+        event loop's timer heap until its time comes, so one per checkpoint would be
+        bookkeeping that grows with the cycles and, in process, reads as the service's."""
+        # The clients time requests out themselves (the fast path up to a sweep late):
+        # give them a second more before cancelling what is left.
+        deadline = self.loop.time() + self.config.request_timeout + 1.0
+        while not self.idle.is_set():
+            if self.loop.time() >= deadline:
+                for task in list(self.inflight):
+                    task.cancel()
+                await self._cancel_inflight()
+                return False
+            await asyncio.sleep(_POLL)
+        return True
 
     async def _cancel_inflight(self) -> None:
         for task in list(self.inflight):
@@ -318,7 +354,7 @@ class _Loop:
             number=number,
             requests=requests,
             wall_time=self._now(),
-            phase=phase,
+            phase=self.spans[phase][1].index if self.spans else phase,
             drained=drained,
         )
         self.run_.record_checkpoint(point)
@@ -334,19 +370,20 @@ class _Loop:
             failure = self.target.failure()
             if failure is not None:
                 self.abort = failure
-                self.aborted.set()
                 for task in list(self.inflight):
                     task.cancel()
                 return
 
     async def _sleep(self, delay: float) -> None:
-        """Sleep until the next intended time; a long sleep (a quiet phase) wakes early when
-        the target dies, so a dead service is reported at once, not at the next request."""
-        if delay < 0.05:
-            await asyncio.sleep(delay)
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.aborted.wait(), delay)
+        """Sleep until the next intended time; a long sleep (a quiet phase) is taken in short
+        steps and ends early when the target dies, so a dead service is reported at once, not
+        at the next request (steps, not a cancelled ``wait_for``: see ``_drain``)."""
+        end = self.loop.time() + delay
+        while self.abort is None:
+            left = end - self.loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, _POLL * 5))
 
 
 class _Aborted(Exception):

@@ -9,23 +9,32 @@ from dataclasses import dataclass, field
 from pytest_soak.driver.histogram import LatencyHistogram
 
 _MAX_ERROR_SAMPLES = 5
+#: Status classes, as the keys of ``PhaseStats.statuses`` (interned: no new string per answer).
+STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))
+
+
+def _status_counts() -> Counter[str]:
+    """Every class present from the start: counting an answer never grows the dict, so the
+    harness's bookkeeping allocates nothing while a service's memory is measured."""
+    return Counter(dict.fromkeys(STATUS_CLASSES, 0))
 
 
 @dataclass
 class PhaseStats:
-    """Counts for one phase of the profile. Bounded: histograms, not per-request lists."""
+    """Counts for one phase of the profile, over every cycle of the run. Bounded:
+    histograms, not per-request lists, and one object per phase however many cycles run, so
+    recording a cycle allocates nothing new (in process that would read as growth)."""
 
     name: str
-    index: int
-    planned_start: float  # wall seconds of the compressed timeline (without pauses)
-    planned_end: float
-    expected: float  # requests the profile asks for in this phase
+    index: int  # the phase's position in the profile
+    planned_seconds: float  # wall seconds planned for it, summed over cycles (without pauses)
+    expected: float  # requests the profile asks for in it, summed over cycles
     wall_start: float | None = None  # actual wall seconds since the run started (with pauses)
     wall_end: float | None = None
     sent: int = 0
     late: int = 0  # sent later than the late threshold after their intended time
     unsent: int = 0  # could not be sent before the run's deadline
-    statuses: Counter[str] = field(default_factory=Counter)  # "2xx", "4xx", ...
+    statuses: Counter[str] = field(default_factory=_status_counts)  # "2xx", "4xx", ... (0s too)
     errors: Counter[str] = field(default_factory=Counter)  # "5xx", "connect", "timeout", ...
     error_samples: list[str] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -49,7 +58,7 @@ class PhaseStats:
 
     @property
     def planned_duration(self) -> float:
-        return self.planned_end - self.planned_start
+        return self.planned_seconds
 
     @property
     def achieved_rps(self) -> float:
@@ -69,6 +78,26 @@ class PhaseStats:
     @property
     def target_rps(self) -> float:
         return self.expected / self.planned_duration if self.planned_duration > 0 else 0.0
+
+    def merge(self, other: PhaseStats) -> None:
+        """Add the same phase's counts from a later replay (more cycles) of the same run."""
+        self.planned_seconds += other.planned_seconds
+        self.expected += other.expected
+        self.sent += other.sent
+        self.late += other.late
+        self.unsent += other.unsent
+        self.statuses.update(other.statuses)
+        self.errors.update(other.errors)
+        room = _MAX_ERROR_SAMPLES - len(self.error_samples)
+        self.error_samples.extend(other.error_samples[: max(0, room)])
+        self.latency.merge(other.latency)
+        self.lateness.merge(other.lateness)
+        if other.sent:
+            if not self.sent - other.sent:
+                self.first_intended, self.first_sent_at = other.first_intended, other.first_sent_at
+            self.last_intended, self.last_sent_at = other.last_intended, other.last_sent_at
+        if other.wall_end is not None:
+            self.wall_end = other.wall_end
 
     def note_error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -116,6 +145,32 @@ class Run:
         else:
             self._slots.append(point)
         self._recorded += 1
+
+    def absorb(self, more: Run) -> None:
+        """Append a continuation of this run (more cycles, replayed after it): its phases,
+        and its checkpoints counted on from this run's requests and wall time."""
+        sent, elapsed, count = self.sent, self.elapsed, self._recorded
+        mine = {stats.name: stats for stats in self.phases}
+        for stats in more.phases:
+            if stats.name in mine:
+                mine[stats.name].merge(stats)
+            else:
+                self.phases.append(stats)
+        for point in more.checkpoints:
+            self.record_checkpoint(
+                Checkpoint(
+                    count + point.number,
+                    sent + point.requests,
+                    elapsed + point.wall_time,
+                    point.phase,
+                    point.drained,
+                )
+            )
+        self.wall_seconds += more.wall_seconds
+        self.planned_requests += more.planned_requests
+        self.elapsed += more.elapsed
+        self.paused += more.paused
+        self.aborted = more.aborted
 
     @property
     def checkpoints(self) -> list[Checkpoint]:

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pytest_soak.driver.clients import Client, HttpxAsyncClient, WsgiThreadClient
+from pytest_soak.driver.asgi import AsgiClient
+from pytest_soak.driver.clients import Client, HttpxAsyncClient
 from pytest_soak.driver.http1 import Http1Client
+from pytest_soak.driver.wsgi import WsgiThreadClient
 from pytest_soak.errors import DriverError
 
 
@@ -100,6 +102,7 @@ class _Lifespan:
         self._stopped = asyncio.Event()
         self._error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self.state: dict[str, Any] = {}  # the lifespan's state; each request gets a copy
 
     async def _receive(self) -> dict[str, str]:
         return await self._queue.get()
@@ -115,7 +118,11 @@ class _Lifespan:
             self._stopped.set()
 
     async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
         try:
             await self._app(scope, self._receive, self._send)
         except Exception:
@@ -168,9 +175,8 @@ class AsgiTarget(Target):
             await self._lifespan.shutdown()
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
-        transport = httpx.ASGITransport(app=self.app)
-        client = httpx.AsyncClient(transport=transport, timeout=timeout)
-        return HttpxAsyncClient(client, "http://testserver", app_errors=True)
+        state = self._lifespan.state if self._lifespan is not None else None
+        return AsgiClient(self.app, state)
 
 
 class WsgiTarget(Target):
@@ -190,7 +196,9 @@ class WsgiTarget(Target):
         return [os.getpid()]
 
     async def open_client(self, concurrency: int, timeout: float) -> Client:
-        return WsgiThreadClient(self.app, workers=max(1, min(concurrency, 32)))
+        client = WsgiThreadClient(self.app, workers=max(1, min(concurrency, 32)))
+        await client.start()
+        return client
 
 
 class UrlTarget(Target):

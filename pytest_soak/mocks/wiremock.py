@@ -110,6 +110,25 @@ _KNOWN_UNSUPPORTED_MATCHERS = {
 }
 _METHODS = re.compile(r"[A-Za-z]+")
 
+LOOKS_LIKE = "WireMock JSON mappings"
+FOLDER_LOOKS_LIKE = "WireMock mappings (mappings/*.json or *.json)"
+SUFFIXES = (".json",)
+#: A mapping file starts with one of its fields (or ``mappings``, the admin API's export).
+_START = re.compile(
+    rb'\{\s*"(%s)"\s*:'
+    % "|".join(
+        sorted(_MAPPING_USED | _MAPPING_METADATA | _MAPPING_UNSUPPORTED | {"mappings", "meta"})
+    ).encode()
+)
+
+
+def sniff(head: bytes) -> bool:
+    return _START.match(head) is not None
+
+
+def sniff_folder(path: Path) -> bool:
+    return (path / "mappings").is_dir() or path.name == "mappings" or any(path.glob("*.json"))
+
 
 class _Problem(Exception):
     """What is wrong with one field: the message starts with the field's path."""

@@ -33,15 +33,23 @@ def render_explanation(result: SoakResult) -> str:
     if worst is not None and primary is not None and primary.growth > 0:
         lines.append(
             f"  most growth in phase {worst.name!r} "
-            f"({_size(worst.floor_growth, primary.metric, signed=True)} of the floors' "
-            f"{_size(primary.observed_growth, primary.metric, signed=True)})"
+            f"({_size(worst.floor_growth, primary.metric, signed=True)} of the measured cycles' "
+            f"{_size(primary.growth, primary.metric, signed=True)})"
         )
     run = result.run
+    analysis = result.analysis
+    cycles = len(analysis.cycles)
+    per_cycle = (
+        format_duration(run.wall_seconds / cycles) if cycles else format_duration(run.wall_seconds)
+    )
     lines.append(
         f"  target: {run.target}; profile {run.profile!r} at peak {run.peak_rps:g} req/s, "
-        f"compressed into {format_duration(run.wall_seconds)} ({result.mode} mode); "
-        f"{run.sent:,} requests, {run.errors:,} errors"
+        f"{cycles} identical cycles of {analysis.cycle_requests:,} requests, each compressed "
+        f"into {per_cycle} ({result.mode} mode); {run.sent:,} requests, {run.errors:,} errors"
     )
+    cycle = result.traffic.get("cycle", {})
+    if cycle.get("summary"):
+        lines.append(f"  {cycle['summary']}")
     if run.aborted:
         lines.append(f"  the run stopped early: {run.aborted}")
         if result.service_output:
@@ -52,18 +60,20 @@ def render_explanation(result: SoakResult) -> str:
         lines.append(f"  {judgement.metric}: {judgement.verdict} — {judgement.reason}")
     lines.append("")
     lines.extend(render_phase_table(result))
+    lines.extend(render_cycles(result))
     lines.extend(render_errors(result))
     if result.analysis.sites:
         replayed = max(1, result.analysis.attribution_requests)
         lines.append("")
         lines.append(
-            f"top allocation sites that grew (attribution pass: {replayed:,} more requests traced "
-            "with 25 frames; harness excluded):"
+            "top allocation sites that grew in every cycle (attribution pass: the cycle "
+            f"replayed 3 more times, {replayed:,} requests each, traced with 25 frames; harness "
+            "and imports excluded):"
         )
         for grown in result.analysis.sites:
             growth = format_bytes(grown.growth, signed=True)
             per_request = format_bytes(grown.growth / replayed)
-            lines.append(f"  {growth:>11} ({per_request}/request)  {grown.site}")
+            lines.append(f"  {growth:>11}/cycle ({per_request}/request)  {grown.site}")
     if result.mocks:
         lines.append("")
         lines.extend(render_mocks(result.mocks))
@@ -96,9 +106,11 @@ def _limit_lines(primary: MetricJudgement, result: SoakResult) -> list[str]:
         else f"noise floor {_size(primary.threshold, metric)}"
     )
     return [
-        f"  {label}: limit {limit_per_req}, {limit_total}",
+        f"  {label}: limit {limit_per_req}, {limit_total}; a cycle counts as grown above "
+        f"{_size(primary.step_noise, metric)}",
         f"  {label}: observed {per_req}, {_size(primary.growth, metric, signed=True)} "
-        f"over {primary.requests_measured:,} measured requests "
+        f"over {primary.requests_measured:,} measured requests, grown in "
+        f"{primary.cycles_grown} of {len(primary.deltas)} cycles "
         f"(floors {_size(primary.floors[0] if primary.floors else None, metric)} → "
         f"{_size(primary.floors[-1] if primary.floors else None, metric)}, "
         f"p={primary.p_value:.2g})",
@@ -214,7 +226,7 @@ def render_phase_table(result: SoakResult) -> list[str]:
     metric = phases[0].memory_metric
     header = (
         "phase", "requests", "rps target/got", "p50", "p95", "p99", "errors", "late",
-        f"{metric} start", "end", "floor", "peak", "floor growth",
+        f"{metric} end (1st)", "end (last)", "low", "peak", "floor growth",
     )  # fmt: skip
     rows: list[tuple[str, ...]] = [header]
     for p in phases:
@@ -236,6 +248,19 @@ def render_phase_table(result: SoakResult) -> list[str]:
             )
         )
     return format_table(rows)
+
+
+def render_cycles(result: SoakResult) -> list[str]:
+    """One line: each cycle's floor growth of the judged metric, warm-up and extras marked."""
+    cycles = result.analysis.cycles
+    if not cycles:
+        return []
+    metric = result.analysis.metric
+    parts = []
+    for cycle in cycles:
+        name = {"warm-up": "warm-up", "measured": f"{cycle.number}", "extra": f"{cycle.number}+"}
+        parts.append(f"{name[cycle.kind]}: {_size(cycle.growth, metric, signed=True)}")
+    return ["", f"{LABELS.get(metric, metric)} growth by cycle: " + ", ".join(parts)]
 
 
 def render_errors(result: SoakResult) -> list[str]:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_soak.files import write_atomic
+
 if TYPE_CHECKING:
     from pytest_soak.result import SoakResult
 
-SCHEMA_VERSION = 1
+#: 2: identical load cycles (``cycles``, ``cycle_requests``, ``traffic.cycle``); judgements
+#: carry ``grew_every_cycle``, ``step_noise`` and ``trend_growth``; ``growth_bytes`` is the one
+#: growth figure (last measured floor minus the warm-up's).
+SCHEMA_VERSION = 2
 
 
 def result_to_dict(result: SoakResult) -> dict[str, Any]:
@@ -57,6 +61,8 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
             for cp, floor in zip(run.checkpoints, result.floors, strict=False)
         ],
         "warmup_checkpoints": result.analysis.warmup_checkpoints,
+        "cycle_requests": result.analysis.cycle_requests,
+        "cycles": [dataclasses.asdict(c) for c in result.analysis.cycles],
         "sites": [
             {
                 "site": str(s.site),
@@ -78,17 +84,6 @@ def result_to_dict(result: SoakResult) -> dict[str, Any]:
 
 
 def write_json(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
-    """Write result dicts atomically (temp file + rename): a crash never leaves half a report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write result dicts atomically (``write_atomic``): a crash never leaves half a report."""
     document = {"schema": SCHEMA_VERSION, "tool": "pytest-soak", "results": list(results)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, default=str)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")

@@ -29,11 +29,40 @@ def leaky_app(bytes_per_request: int = 2048) -> Starlette:
     kept: list[bytes] = []
 
     def remember(item_id: str) -> None:
-        kept.append(item_id.encode() * (bytes_per_request // max(1, len(item_id))))
+        if bytes_per_request:  # leaky_app(0) keeps nothing: not even a reference a request
+            kept.append(item_id.encode() * (bytes_per_request // max(1, len(item_id))))
 
     async def item(request: Request) -> Response:
         remember(request.path_params["item_id"])
         return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+def step_app(after: int = 300, size: int = 200 * 1024) -> Starlette:
+    """Healthy, except that request number ``after`` allocates ``size`` bytes, kept: one step
+    up, then flat (no leak, but growth a committed baseline did not have)."""
+    kept: list[bytes] = []
+    seen = [0]
+
+    async def item(request: Request) -> Response:
+        seen[0] += 1
+        if seen[0] == after:
+            kept.append(os.urandom(size))
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
+
+
+def per_id_table_app(entry_bytes: int = 1024) -> Starlette:
+    """Keeps ``entry_bytes`` per item id ever seen, unbounded: flat while the same ids come
+    back (identical cycles), growing when every cycle brings new ids (``ids="fresh"``)."""
+    table: dict[str, bytes] = {}
+
+    async def item(request: Request) -> Response:
+        item_id = request.path_params["item_id"]
+        table.setdefault(item_id, os.urandom(entry_bytes))
+        return JSONResponse({"id": item_id, "known": len(table)})
 
     return Starlette(routes=[Route("/health", health), Route("/item/{item_id}", item)])
 

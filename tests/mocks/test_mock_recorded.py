@@ -118,6 +118,42 @@ def test_recordings_without_responses_are_an_error(tmp_path: Path) -> None:
         load_mocks(path)
 
 
+@pytest.mark.parametrize("name", ["outbound.jsonl", "outbound.ndjson", "outbound"])
+def test_native_traffic_jsonl_is_told_from_rrpair_by_content(
+    client: httpx.Client, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(
+        "# pytest-soak's own traffic format, with recorded responses\n"
+        '{"method": "GET", "url": "https://api.example.com/v1/rates", '
+        '"response": {"status": 200, "body": "{\\"rate\\": 1}"}}\n'
+        '{"method": "GET", "url": "https://api.example.com/v1/health"}\n'
+    )
+    with MockSet.load(path) as mocks:
+        assert mocks.definitions.format == "jsonl"
+        assert client.get("https://api.example.com/v1/rates").json() == {"rate": 1}
+        assert client.get("https://api.example.com/v1/health").status_code == 404
+    assert load_mocks(RECORDED / "pairs.jsonl").format == "rrpair"
+
+
+def test_a_file_in_no_format_lists_the_accepted_ones(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(MockDefinitionError) as info:
+        load_mocks(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: is not a mock definition pytest-soak can read")
+    for name in ("WireMock JSON mappings", "HAR", "RRPair JSONL", "native traffic JSONL", "VCR"):
+        assert name in message
+
+
+def test_a_mock_format_is_registered_once() -> None:
+    from pytest_soak.mocks.formats import FORMATS, register
+
+    with pytest.raises(ValueError, match="name='har' is already registered"):
+        register(FORMATS["har"])
+
+
 def test_a_broken_cassette_names_the_interaction(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("interactions:\n- request: {method: GET, uri: 'http://x/'}\n  response: {}\n")

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
 from pytest_soak.traffic.mutations import KINDS, applicable, mutate
 from pytest_soak.traffic.variations import (
     FAMILIES,
     FAMILY_NAMES,
+    MAX_QUERY_PARAMETERS,
+    OTHERS,
     body_shape,
     candidates,
     client_family,
+    request_kinds,
     variations,
 )
 
@@ -142,10 +148,151 @@ def test_without_responses_there_is_no_id_or_status_family() -> None:
     assert variations(traffic, "GET /item/{id}") == []
 
 
-def test_query_shape_family() -> None:
+def query_variations(traffic: list[Exchange], endpoint: str) -> dict[str, frozenset[int]]:
+    return {v.value: v.indices for v in variations(traffic, endpoint) if v.family == "query"}
+
+
+def test_each_query_parameter_is_an_axis_of_presence_and_of_value_kind() -> None:
     traffic = [ex("GET", "/search?q=mug"), ex("GET", "/search?q=12"), ex("GET", "/search")]
-    found = {v.value: v.indices for v in variations(traffic, "GET /search") if v.family == "query"}
-    assert found == {"q=word": {0}, "q=number": {1}, "none": {2}}
+    assert query_variations(traffic, "GET /search") == {
+        "q=*": {0, 1},
+        "q=absent": {2},
+        "q=word": {0},
+        "q=number": {1},
+    }
+
+
+def test_requests_sharing_a_parameter_are_one_candidate_whatever_their_other_parameters() -> None:
+    traffic = [
+        ex("GET", "/items?_sort=price&page=1"),
+        ex("GET", "/items?page=2&_sort=name"),
+        ex("GET", "/items?_sort=price"),
+        ex("GET", "/items?page=3"),
+        ex("GET", "/items"),
+    ]
+    found = {c.label: c.indices for c in candidates(traffic, "GET /items")}
+    assert found["query _sort=*"] == {0, 1, 2}
+    assert found["query page=*"] == {0, 1, 3}
+    assert found["query _sort=absent"] == {3, 4}
+    assert all(label.startswith("query ") for label in found)  # the only family that varies
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("p=", "empty"),
+        ("p", "empty"),
+        ("p=42", "number"),
+        ("p=-3.5", "number"),
+        ("p=true", "bool"),
+        ("p=c000123", "id"),
+        ("p=0b7e3d4a-6c1f-4e8a-9d2b-5f3a9c8e7d61", "id"),
+        ("p=a&p=b", "list"),
+        ("p=red,blue", "list"),
+        ("p=" + "x" * 65, "long"),
+        ("p=red+mug", "word"),
+        ("p=,", "word"),
+    ],
+)
+def test_query_value_kinds(query: str, kind: str) -> None:
+    traffic = [ex("GET", f"/s?{query}"), ex("GET", "/s")]
+    assert request_kinds(traffic)[0] == {"GET /s", "GET /s | query:p=*"}
+    traffic.append(ex("GET", "/s?p=other-word" if kind != "word" else "/s?p=7"))
+    assert f"GET /s | query:p={kind}" in request_kinds(traffic)[0]
+
+
+def test_a_parameter_every_request_carries_alike_is_no_variation() -> None:
+    traffic = [ex("GET", "/s?lang=en&q=mug"), ex("GET", "/s?lang=de&q=12")]
+    assert query_variations(traffic, "GET /s") == {"q=word": {0}, "q=number": {1}}
+
+
+def test_rare_query_parameters_are_lumped_so_candidates_stay_few() -> None:
+    names = [f"p{n:02d}" for n in range(12)]
+    traffic = [ex("GET", "/s")]
+    for rank, name in enumerate(names):  # p00 on 12 requests, p11 on one
+        traffic += [ex("GET", f"/s?{name}=1")] * (len(names) - rank)
+    found = query_variations(traffic, "GET /s")
+    axes = {value.split("=")[0] for value in found}
+    assert axes == {*names[: MAX_QUERY_PARAMETERS - 1], OTHERS}
+    others = next(v for v in variations(traffic, "GET /s") if v.value == f"{OTHERS}=*")
+    assert len(others.indices) == sum(range(1, len(names) - MAX_QUERY_PARAMETERS + 2))
+    assert others.label.startswith(f"query {OTHERS}=* (p05 ×7, p06 ×6, p07 ×5, p08 ×4")
+    assert len(candidates(traffic, "GET /s")) <= 2 * MAX_QUERY_PARAMETERS
+
+
+# --------------------------------------------------------------------------- request kinds
+
+
+def test_request_kinds_label_each_exchange_with_its_endpoint_and_variations() -> None:
+    traffic = [
+        ex("POST", "/cart/delete/c000001", 201),
+        ex("DELETE", "/cart/delete/c000001", 204),
+        ex("DELETE", "/cart/delete/c000002", 404),
+        ex("GET", "/books/142.json", 200),
+        ex("GET", "/books/143.json", 404),
+        ex("GET", "/search?q=mug", 200),
+        ex("GET", "/search?q=12", 200),
+    ]
+    kinds = request_kinds(traffic)
+    assert kinds[0] == {"POST /cart/delete/{id}"}  # one of a kind: nothing varies
+    assert kinds[1] == {
+        "DELETE /cart/delete/{id}",
+        "DELETE /cart/delete/{id} | id=known",
+        "DELETE /cart/delete/{id} | status=2xx",
+    }
+    assert "DELETE /cart/delete/{id} | id=unknown" in kinds[2]
+    assert "GET /books/{id}.json | status=4xx" in kinds[4]
+    assert kinds[5] == {"GET /search", "GET /search | query:q=word"}
+    assert kinds[6] == {"GET /search", "GET /search | query:q=number"}
+
+
+def test_request_kinds_are_the_variations_of_every_endpoint(shop: Traffic) -> None:
+    assert_kinds_match_variations(list(shop.exchanges))
+
+
+TARGETS = st.sampled_from(
+    ["/a/c000001", "/a/c000002", "/a/x", "/b?p=1", "/b?p=x&q=", "/b?q=1&q=2", "/b", "//h/b?p"]
+)
+EXCHANGES = st.builds(
+    ex,
+    st.sampled_from(["GET", "POST", "DELETE"]),
+    TARGETS,
+    st.sampled_from([None, 200, 201, 404, 500]),
+    headers=st.sampled_from([(), (("User-Agent", "curl/8"),), (("Content-Type", "text/x"),)]),
+    body=st.sampled_from([b"", b"{}", b'{"a": 1}']),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(EXCHANGES, max_size=12))
+def test_request_kinds_agree_with_variations(traffic: list[Exchange]) -> None:
+    assert_kinds_match_variations(traffic)
+
+
+def assert_kinds_match_variations(traffic: list[Exchange]) -> None:
+    kinds = request_kinds(traffic)
+    assert len(kinds) == len(traffic)
+    expected: list[set[str]] = [{e.endpoint} for e in traffic]
+    for endpoint in {e.endpoint for e in traffic}:
+        for v in variations(traffic, endpoint):
+            separator = ":" if v.family == "query" else "="
+            for index in v.indices:
+                expected[index].add(f"{endpoint} | {v.family}{separator}{v.value}")
+    assert kinds == expected
+
+
+def test_request_kinds_of_100k_exchanges(shop: Traffic) -> None:
+    """A production-sized recording is classified in one pass (its cost is measured by the
+    runner's benchmarks, not asserted here)."""
+    copies = 100_000 // len(shop) + 1
+    traffic = [
+        replace(e, target=e.target.replace("/c000", f"/c{n:03d}"))
+        for n in range(copies)
+        for e in shop.exchanges
+    ][:100_000]
+    kinds = request_kinds(traffic)
+    assert len(kinds) == 100_000
+    assert kinds[: len(shop)] == request_kinds(traffic[: len(shop)])
 
 
 # --------------------------------------------------------------------------- mutations

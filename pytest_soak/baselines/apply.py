@@ -1,31 +1,17 @@
-"""Baselines applied to results: compare a fresh result with its committed baseline, and (on
-the controller only) write or prune baseline files from result dicts.
-
-``baselines.py`` is the store (pure data and files); this module decides what a comparison
-means for a verdict.
-"""
+"""A fresh result against its committed baseline: what the comparison means for the verdict."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_soak.analysis import NOISE_FLOORS
-from pytest_soak.baselines import (
-    BASELINE_DIR,
-    DEFAULT_TOLERANCE,
-    Baseline,
-    BaselineFile,
-    Environment,
-    Tolerance,
-    baseline_path,
-    compare,
-)
-from pytest_soak.errors import SoakError
+from pytest_soak.baselines.comparison import DEFAULT_TOLERANCE, Tolerance, compare
+from pytest_soak.baselines.environment import Environment
+from pytest_soak.baselines.record import Baseline
+from pytest_soak.baselines.store import BaselineFile, baseline_path
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 
@@ -54,7 +40,7 @@ class BaselineContext:
 def tolerance_for(settings: Settings, metric: str) -> Tolerance:
     """The marker's tolerance (default 25%), its absolute part never below the metric's noise
     floor: ``tolerance="20%"`` over a flat baseline must not make noise a regression."""
-    given = DEFAULT_TOLERANCE if settings.tolerance is None else Tolerance.parse(settings.tolerance)
+    given = DEFAULT_TOLERANCE if settings.tolerance is None else settings.tolerance
     return dataclasses.replace(given, absolute=max(given.absolute, NOISE_FLOORS.get(metric, 0.0)))
 
 
@@ -80,7 +66,10 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
         info["status"] = "skipped"
         return
     if context.update:
-        info.update(status="recorded", rule_verdict=result.verdict)
+        # What the leak rule said is recorded, not the "ok" of having recorded it. The
+        # controller writes the file from this record (it only sees what workers send).
+        record = Baseline.from_result(context.test_name, result, settings, environment)
+        info.update(status="recorded", rule_verdict=result.verdict, record=record.to_json())
         if result.verdict == "leak":
             result.verdict = "ok"
             result.reason = f"recorded as the new baseline ({result.reason})"
@@ -140,71 +129,3 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
         result.reason = f"grows, but within its accepted baseline: {comparison.message}"
     if comparison.status == "better":
         info["note"] = comparison.message
-
-
-def write_baselines(results: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]:
-    """Write the results recorded under --soak-update-baselines, one file per test module.
-
-    Only tests that passed are recorded (a run whose test then failed its own assertions is no
-    baseline). Each file stands alone: a broken one is reported and the others are written.
-    Returns the notes for the summary and whether everything that should be written was."""
-    by_file: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    notes: list[str] = []
-    for result in results:
-        info = result.get("baseline") or {}
-        if info.get("status") != "recorded":
-            continue
-        if result.get("outcome") != "passed":
-            notes.append(f"soak baseline not recorded for {result['test_id']}: the test failed")
-            continue
-        target = Path(str(info.get("path", "")))
-        if target.parent.name != BASELINE_DIR or target.suffix != ".json":
-            notes.append(f"soak baseline not recorded for {result['test_id']}: bad path {target}")
-            continue
-        by_file[str(target)].append(result)
-    complete = True
-    for path in sorted(by_file):
-        try:
-            changed = _write_file(path, by_file[path])
-        except (SoakError, KeyError, TypeError, ValueError) as exc:
-            complete = False
-            notes.append(f"soak baselines NOT written to {path}: {exc}")
-            continue
-        state = f"written: {path} ({', '.join(changed)})" if changed else f"unchanged: {path}"
-        notes.append(f"soak baselines {state}")
-    return notes, complete
-
-
-def _write_file(path: str, results: list[Mapping[str, Any]]) -> list[str]:
-    store = BaselineFile.load(path)
-    changed = []
-    for result in sorted(results, key=lambda r: str(r["baseline"]["test"])):
-        info = result["baseline"]
-        # The file records what the leak rule said, not the "ok" of having recorded it.
-        as_judged = {**result, "verdict": info.get("rule_verdict", result["verdict"])}
-        baseline = Baseline.from_result(
-            str(info["test"]), as_judged, Environment(**info["environment"])
-        )
-        if store.put(baseline):
-            changed.append(baseline.test)
-    if changed:
-        store.save()
-    return changed
-
-
-def prune_baselines(collected: Mapping[str, set[str]]) -> list[str]:
-    """Remove baselines of tests that no longer exist in the modules this session collected
-    (``collected`` holds every test, deselected ones too, so their baselines stay)."""
-    notes = []
-    for module in sorted(collected):
-        path = baseline_path(module)
-        if not path.is_file():
-            continue
-        store = BaselineFile.load(path)
-        # "test_x#2" is the second soak.run of test_x: it lives and goes with test_x.
-        gone = [test for test in store.tests() if test.split("#")[0] not in collected[module]]
-        if gone:
-            store.remove(gone)
-            store.save()
-            notes.append(f"soak baselines pruned from {path}: {', '.join(sorted(gone))}")
-    return notes

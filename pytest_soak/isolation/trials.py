@@ -1,0 +1,294 @@
+"""Trials: each replay of a subset of the traffic is a full soak run, judged by the same rule.
+
+A *trial* is ``runner.run_soak`` on part of the recording (the requests of some endpoints, of
+one kind of request, or mutated ones): the warm-up cycle, the measured cycles and, when the
+verdict narrowly misses, the extra cycles, exactly as the run that found the leak. A trial
+*leaks* when its verdict is ``leak``: no shortcut, no lowered noise floor.
+
+**Sizing** (``TrialSizing``, docs/isolation.md "Trials"): a trial replays, per cycle, ``scale``
+times as many requests of the kept traffic as the measured cycle held (at least
+``MIN_REQUESTS_PER_CYCLE``). So a culprit kept in a trial is replayed at least as often per cycle
+as in the measured run, and a per-request leak grows per cycle at least as much as the growth
+that was judged a leak, while the traffic that was removed no longer adds its noise.
+``scale`` is 1 unless the measured growth was close to the noise floor: it is raised so that the
+whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor (at most
+``MAX_SCALE``). The request rate is the measured run's (same profile, same ``peak_rps``), so a
+cycle's wall time shrinks with its requests; a cycle with more requests than the measured one
+raises the rate up to ``MAX_RATE_FACTOR``, beyond that it lasts longer.
+
+``Trials`` runs them within the isolation's budget (a number of trials and a time limit; a trial
+is not started when it would end past the limit) and measures each one's true wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_soak.analysis import METRICS
+from pytest_soak.errors import SoakError
+from pytest_soak.isolation.search import Exhausted
+from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, plan_cycles, run_soak
+from pytest_soak.traffic.model import Exchange, Traffic
+
+if TYPE_CHECKING:
+    from pytest_soak.result import SoakResult
+    from pytest_soak.settings import Settings
+
+#: The whole measured growth, replayed in a trial, should be this many times the noise floor.
+VISIBILITY = 4.0
+#: ... but a trial replays at most this many times the kept requests of a measured cycle.
+MAX_SCALE = 4.0
+#: A cycle with more requests than the measured one raises the rate up to this factor.
+MAX_RATE_FACTOR = 2.0
+#: Before any trial has run: seconds a trial takes beyond its planned load (floors, settling).
+DEFAULT_OVERHEAD = 2.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: a full cycles run of a subset of the traffic, and its verdict."""
+
+    number: int
+    purpose: str
+    exchanges: int  # recorded requests in the subset
+    cycle_requests: int  # requests each of its cycles replayed
+    requests: int  # sent, over all its cycles
+    leaks: bool  # its verdict is "leak"
+    verdict: str
+    growth_per_request: float
+    growth: float
+    seconds: float  # true wall time, measured around the run
+    planned_seconds: float  # the load's planned wall time
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialSizing:
+    """How big every trial is, from the run that found the leak (module docstring).
+
+    ``weights``: how many times the measured cycle replayed each recorded request (by position in
+    the recording); ``None`` when the cycle could not be recomputed, then every recorded request
+    counts ``cycle_requests / len(recording)``."""
+
+    settings: Settings  # the measured run's, paced by a profile
+    weights: Mapping[int, int] | None
+    recording: int
+    cycle_requests: int
+    cycle_seconds: float
+    scale: float
+
+    @classmethod
+    def from_result(cls, traffic: Traffic, settings: Settings, result: SoakResult) -> TrialSizing:
+        cycle = result.traffic.get("cycle", {})
+        cycle_requests = int(result.analysis.cycle_requests or cycle.get("size", 0))
+        cycle_seconds = float(cycle.get("wall_seconds", 0.0))
+        weights: dict[int, int] | None = None
+        try:
+            plan = plan_cycles(traffic, settings)
+        except SoakError:
+            plan = None
+        if plan is not None and plan.size == cycle_requests:
+            weights = dict(Counter(plan.choice.indices))
+            cycle_seconds = cycle_seconds or plan.timeline.wall_seconds
+        cycles = settings.warmup_cycles + settings.measured_cycles
+        if cycle_requests <= 0:
+            cycle_requests = max(MIN_REQUESTS_PER_CYCLE, result.run.planned_requests // cycles)
+        if cycle_seconds <= 0:
+            cycle_seconds = settings.duration / cycles
+        if settings.replay != "profile":
+            # A subset of a recording has other gaps: pace trials by the constant profile at
+            # the measured cycle's average rate.
+            from pytest_soak.profiles import get_profile
+
+            settings = dataclasses.replace(
+                settings,
+                replay="profile",
+                profile=get_profile("constant"),
+                peak_rps=cycle_requests / cycle_seconds,
+            )
+        return cls(
+            settings=settings,
+            weights=weights,
+            recording=len(traffic),
+            cycle_requests=cycle_requests,
+            cycle_seconds=cycle_seconds,
+            scale=visibility_scale(result, settings),
+        )
+
+    def measured_requests(self, indices: Iterable[int]) -> float:
+        """Requests of ``indices`` (recording positions) the measured cycle replayed."""
+        if self.weights is None:
+            return sum(1 for _ in indices) * self.cycle_requests / max(1, self.recording)
+        return float(sum(self.weights.get(i, 0) for i in indices))
+
+    def requests_per_cycle(self, indices: Iterable[int]) -> int:
+        return max(MIN_REQUESTS_PER_CYCLE, math.ceil(self.scale * self.measured_requests(indices)))
+
+    def settings_for(self, cycle_requests: int) -> Settings:
+        """The trial's settings: ``cycle_requests`` per cycle, the measured run's profile and
+        cycles, the measured rate (raised up to ``MAX_RATE_FACTOR`` for a bigger cycle)."""
+        base = self.settings
+        rate = min(MAX_RATE_FACTOR, max(1.0, cycle_requests / self.cycle_requests))
+        wall = self.cycle_seconds * cycle_requests / (self.cycle_requests * rate)
+        profile = base.profile
+        expected = profile.timeline(base.peak_rps, wall).expected_requests
+        peak = base.peak_rps * cycle_requests / expected
+        for _ in range(50):  # rounding: floor(expected + 0.5) must reach the count
+            if profile.timeline(peak, wall).request_count >= cycle_requests:
+                break
+            peak *= 1.0 + 0.5 / cycle_requests
+        cycles = base.warmup_cycles + base.measured_cycles
+        return dataclasses.replace(
+            base,
+            duration=wall * cycles,
+            peak_rps=peak,
+            max_growth=None,  # a total for the measured run, not for a part of it
+            baseline=False,
+            isolate="off",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scale": round(self.scale, 3),
+            "measured_cycle_requests": self.cycle_requests,
+            "measured_cycle_seconds": round(self.cycle_seconds, 3),
+            "min_requests_per_cycle": MIN_REQUESTS_PER_CYCLE,
+            "cycles": self.settings.warmup_cycles + self.settings.measured_cycles,
+        }
+
+
+def visibility_scale(result: SoakResult, settings: Settings) -> float:
+    """1, or more when the measured growth was close to the noise floor: so that replaying all
+    of it would grow ``VISIBILITY`` times the floor a trial needs (at most ``MAX_SCALE``)."""
+    judgement = result.analysis.primary
+    if judgement is None:
+        return 1.0
+    cycles = len(judgement.deltas) or settings.measured_cycles
+    per_cycle = min(judgement.growth, judgement.trend_growth) / cycles
+    floor = judgement.threshold
+    if settings.max_growth is not None:  # trials have no max_growth: their floor is the noise
+        facts = METRICS.get(judgement.metric)
+        floor = facts.noise if facts is not None else floor
+    if per_cycle <= 0 or floor <= 0:
+        return MAX_SCALE
+    wanted = VISIBILITY * floor / (per_cycle * settings.measured_cycles)
+    return min(MAX_SCALE, max(1.0, wanted))
+
+
+class Trials:
+    """Runs trials of subsets of ``traffic`` within a budget of trials and time."""
+
+    def __init__(
+        self,
+        target: object,
+        traffic: Traffic,
+        sizing: TrialSizing,
+        *,
+        test_id: str,
+        max_trials: int,
+        time_limit: float,
+        overhead: float = DEFAULT_OVERHEAD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target
+        self.traffic = traffic
+        self.sizing = sizing
+        self.test_id = test_id
+        self.max_trials = max_trials
+        self.time_limit = time_limit
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + time_limit
+        self.overhead = overhead  # the most a trial took beyond its planned load
+        self.done: list[Trial] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.done)
+
+    @property
+    def seconds(self) -> list[float]:
+        return [trial.seconds for trial in self.done]
+
+    def timing(self) -> dict[str, Any]:
+        """True wall times: the isolation's, and its trials' (median, shortest, longest)."""
+        seconds = self.seconds
+        return {
+            "seconds": round(self.clock() - self.started, 1),
+            "replay_seconds": round(statistics.median(seconds), 1) if seconds else 0.0,
+            "replay_seconds_range": [round(min(seconds), 1), round(max(seconds), 1)]
+            if seconds
+            else [],
+        }
+
+    def run(
+        self,
+        indices: Iterable[int],
+        purpose: str,
+        *,
+        replaced: Mapping[int, Exchange] | None = None,
+    ) -> Trial:
+        """One trial of the recorded requests at ``indices`` (recorded order kept); ``replaced``
+        swaps some of them for other exchanges (mutations) at the same positions."""
+        chosen = sorted(set(indices))
+        if self.count >= self.max_trials:
+            raise Exhausted(f"{self.max_trials} trials")
+        per_cycle = self.sizing.requests_per_cycle(chosen)
+        settings = self.sizing.settings_for(per_cycle)
+        now = self.clock()
+        if now + settings.duration + self.overhead > self.deadline:
+            raise Exhausted(f"time limit of {self.time_limit:.0f}s")
+        swap = replaced or {}
+        subset = Traffic(
+            tuple(swap.get(i, self.traffic.exchanges[i]) for i in chosen),
+            path=self.traffic.path,
+            format=self.traffic.format,
+        )
+        number = self.count + 1
+        try:
+            result = run_soak(
+                self.target,
+                subset,
+                settings,
+                test_id=f"{self.test_id} [isolation trial {number}]",
+                check=False,
+            )
+        except SoakError as exc:
+            trial = Trial(
+                number, purpose, len(subset), per_cycle, 0, False, "error", 0.0, 0.0,
+                self.clock() - now, settings.duration, str(exc),
+            )  # fmt: skip
+            self._record(trial)
+            raise Exhausted(f"trial {number} failed: {exc}") from exc
+        trial = Trial(
+            number=number,
+            purpose=purpose,
+            exchanges=len(subset),
+            cycle_requests=result.analysis.cycle_requests or per_cycle,
+            requests=result.run.sent,
+            leaks=result.verdict == "leak",
+            verdict=result.verdict,
+            growth_per_request=result.growth_per_request,
+            growth=result.growth,
+            seconds=self.clock() - now,
+            planned_seconds=settings.duration,
+            reason=result.reason,
+        )
+        self._record(trial)
+        if result.run.aborted or result.verdict == "error":
+            raise Exhausted(f"trial {number} failed: {result.reason}")
+        return trial
+
+    def _record(self, trial: Trial) -> None:
+        self.done.append(trial)
+        self.overhead = max(self.overhead, trial.seconds - trial.planned_seconds)
