@@ -13,7 +13,9 @@ cycle, and β the Theil–Sen slope of floors against cumulative requests, a met
 3. **size**: the growth over the measured cycles exceeds the metric's noise floor (or
    ``max_growth``);
 4. **budget**: β exceeds ``max_growth_per_request`` (default 0);
-5. **not flattening**: the slope of the second half is at least half of β.
+5. **not flattening**: the slope of the second half is at least half of β, and the cycles'
+   growth does not fall cycle after cycle (state filling towards a bound grows by less each
+   cycle; a leak by the same amount).
 
 Anything else that grew beyond the noise floor is *suspicious*, never a leak. When the trend
 holds and only one condition misses narrowly the verdict is *inconclusive*, and the runner
@@ -81,6 +83,9 @@ STEP_MAD_FACTOR = 3.0
 P_LIMIT = 0.01
 MIN_FLOORS = 5  # the end of the warm-up and at least four measured cycles
 FLATTENING = 0.5
+#: Growth that falls cycle after cycle is not a leak (``_slowing``).
+SLOWING_P = 0.05
+SLOWING_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,8 @@ def judge_metric(
     size = min(observed, trend_growth)
     big = size > threshold
     over_budget = slope > budget
-    steady = slope > 0 and second >= FLATTENING * slope
+    slowing = _slowing(deltas)
+    steady = slope > 0 and second >= FLATTENING * slope and not slowing
     label, unit = facts.label, facts.unit
     cycles = len(deltas)
     if trend and big and over_budget and steady and every:
@@ -243,7 +249,11 @@ def judge_metric(
         if not big:
             misses.append(f"its growth is near the noise floor ({_fmt(threshold, unit)})")
         if not steady:
-            misses.append("it may be flattening")
+            misses.append(
+                "it grows less cycle after cycle (a bounded structure still filling?)"
+                if slowing
+                else "it may be flattening"
+            )
         if not every:
             misses.append(f"it grew in {grown} of {cycles} cycles")
         reason = (
@@ -258,7 +268,11 @@ def judge_metric(
         if not every:
             why.append(f"grew in {grown} of {cycles} cycles (a one-off step, then flat?)")
         if not steady:
-            why.append("growth flattens (a cache filling up?)")
+            why.append(
+                "growth slows cycle after cycle (a bounded structure filling?)"
+                if slowing
+                else "growth flattens (a cache filling up?)"
+            )
         if not over_budget:
             why.append(f"within max_growth_per_request={_fmt(budget, unit)}")
         reason = f"{label} grew {_fmt(observed, unit, signed=True)} but " + (
@@ -275,6 +289,25 @@ def judge_metric(
         metric, verdict, reason, slope, observed, trend_growth, threshold, step_noise, p_value,
         second, every, measured, tuple(ys),
     )  # fmt: skip
+
+
+def _slowing(deltas: Sequence[float]) -> bool:
+    """The cycles' growth falls, cycle after cycle: Mann–Kendall on the deltas (one-sided,
+    decreasing, p < ``SLOWING_P``) and the second half's mean growth under
+    ``SLOWING_SHARE`` of the first half's. A leak grows by the same amount each cycle (its
+    deltas are noise around a constant); state that fills towards a bound (a session's cart
+    lines, a per-key history) grows by less each time, long before it stops."""
+    from scipy import stats
+
+    n = len(deltas)
+    if n < 6 or len(set(deltas)) == 1:
+        return False
+    half = n // 2
+    first, second = statistics.fmean(deltas[:half]), statistics.fmean(deltas[n - half :])
+    if first <= 0 or second >= SLOWING_SHARE * first:
+        return False
+    p = float(stats.kendalltau(range(n), deltas, alternative="less").pvalue)
+    return not math.isnan(p) and p < SLOWING_P
 
 
 def _narrow_miss(

@@ -24,6 +24,7 @@ import psutil
 
 from pytest_soak.analysis import Analysis, Limits, SiteGrowth, analyze, site_growth
 from pytest_soak.baselines import traffic_fingerprint
+from pytest_soak.driver.clients import Client
 from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay, replay_closed
 from pytest_soak.driver.run import Checkpoint, Run
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
@@ -248,7 +249,7 @@ def run_soak(
         floors.store(session.floor())
         cycles.note(point)
 
-    async def replay_cycles(first: int, count: int) -> Run:
+    async def replay_cycles(first: int, count: int, client: Client) -> Run:
         cycles.begin(first, count)
         return await replay(
             resolved,
@@ -264,6 +265,7 @@ def run_soak(
             config=ReplayConfig(concurrency=settings.concurrency),
             live=live,
             cycle_exchanges=exchanges_of if fresh else None,
+            client=client,
         )
 
     def judge(run: Run, measured: int) -> Analysis:
@@ -285,15 +287,17 @@ def run_soak(
 
     async def drive() -> tuple[Run, Analysis, str]:
         await resolved.before_run()
+        config = ReplayConfig(concurrency=settings.concurrency)
+        client = await resolved.open_client(config.concurrency, config.request_timeout)
         try:
-            run = await replay_cycles(0, planned)
+            run = await replay_cycles(0, planned, client)
             analysis = judge(run, settings.measured_cycles)
             extra = ""
             more = settings.extra_cycles and not run.aborted and not run.unsent
             if analysis.verdict == "inconclusive" and more:
                 started = time.monotonic()
                 live.paused = False
-                run.absorb(await replay_cycles(planned, settings.extra_cycles))
+                run.absorb(await replay_cycles(planned, settings.extra_cycles, client))
                 analysis = judge(run, settings.measured_cycles)
                 extra = (
                     f"inconclusive after {settings.measured_cycles} measured cycles: "
@@ -311,6 +315,7 @@ def run_soak(
                 analysis = dataclasses.replace(analysis, sites=sites, attribution_requests=replayed)
             return run, analysis, extra
         finally:
+            await client.aclose()
             await resolved.after_run()
 
     import scipy.stats  # noqa: F401  (the verdict's statistics: loaded before any sample)

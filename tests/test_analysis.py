@@ -208,3 +208,18 @@ def test_cycles_are_judged_from_their_end_floors_and_a_continuation_rebaselines(
     assert kinds == ["warm-up"] + ["measured"] * 8 + ["extra"] * 4
     assert analysis.cycles[0].growth == 200 * KiB
     assert any("in the warm-up" in note for note in analysis.notes)
+
+
+def test_growth_that_falls_cycle_after_cycle_is_not_a_leak() -> None:
+    """Per-session state filling towards its bound (a cart of at most 20 lines, the same
+    sessions every cycle): measured on a healthy benchmark app, in KiB a cycle."""
+    floors = [900 * KiB]
+    for delta in (22.9, 10.3, 10.2, 10.0, 9.5, 9.0, 9.0, 5.4):
+        floors.append(floors[-1] + delta * KiB)
+    judged = judge_metric("heap", floors, XS, Limits())
+    assert judged.verdict in ("inconclusive", "suspicious")
+    assert "cycle after cycle" in judged.reason
+    # The same total at a constant rate, with noise of the same size, is a leak.
+    rng = random.Random(11)
+    steady = [900 * KiB + k * 10.8 * KiB + rng.uniform(-1.5, 1.5) * KiB for k in range(9)]
+    assert judge_metric("heap", steady, XS, Limits()).verdict == "leak"

@@ -291,11 +291,14 @@ def _sizing(scale: float = 1.0, **marker: Any) -> TrialSizing:
 @pytest.mark.parametrize("kept", [1, 12, 100, 295])
 def test_a_trial_replays_per_cycle_what_the_measured_cycle_held_at_the_same_rate(kept: int) -> None:
     sizing = _sizing()
+    # The warm-up and half the measured cycles hold at least one measured cycle of requests.
+    early = sizing.settings.warmup_cycles + sizing.settings.measured_cycles / 2
+    assert sizing.min_per_cycle == math.ceil(sizing.cycle_requests / early)
+    assert sizing.min_per_cycle >= MIN_REQUESTS_PER_CYCLE
     per_cycle = sizing.requests_per_cycle(range(kept))
-    assert per_cycle == max(MIN_REQUESTS_PER_CYCLE, kept)
-    assert (
-        sizing.requests_per_cycle(range(10_000, 10_050)) == MIN_REQUESTS_PER_CYCLE
-    )  # not replayed
+    assert per_cycle == max(sizing.min_per_cycle, kept)
+    not_replayed = range(10_000, 10_050)  # in the recording, not in the measured cycle
+    assert sizing.requests_per_cycle(not_replayed) == sizing.min_per_cycle
     trial = sizing.settings_for(per_cycle)
     cycles = trial.warmup_cycles + trial.measured_cycles
     timeline = trial.profile.timeline(trial.peak_rps, trial.duration / cycles)

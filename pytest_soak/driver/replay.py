@@ -94,6 +94,7 @@ async def replay(
     config: ReplayConfig,
     live: LiveState,
     cycle_exchanges: Callable[[int], Sequence[Exchange]] | None = None,
+    client: Client | None = None,
 ) -> Run:
     """Replay ``exchanges`` in order (looping) at ``arrivals`` against ``target``.
 
@@ -101,7 +102,8 @@ async def replay(
     ``PhaseStats`` per phase name, numbered by first appearance. With ``cycle_exchanges``,
     request ``k`` belongs to cycle ``k // len(exchanges)`` (counted from the first phase's
     cycle) and each cycle's requests come from ``cycle_exchanges(cycle)`` (fresh ids per
-    cycle), fetched as the cycle starts."""
+    cycle), fetched as the cycle starts. A ``client`` given is used and left open (a run
+    continued by more cycles keeps its client, and what the client built for each request)."""
     if not exchanges:
         raise DriverError("traffic is empty: there is nothing to replay (check the filters)")
     by_name: dict[str, PhaseStats] = {}
@@ -123,7 +125,9 @@ async def replay(
         late_threshold=config.late_threshold,
     )
     run.reserve_checkpoints(len(set(checkpoints)))
-    client = await target.open_client(config.concurrency, config.request_timeout)
+    own = client is None
+    if client is None:
+        client = await target.open_client(config.concurrency, config.request_timeout)
     spans = [(p.end, by_name[p.name]) for p in phases]
     loop_runner = _Loop(run, spans, target, client, exchanges, config, live, on_checkpoint)
     if cycle_exchanges is not None:
@@ -132,7 +136,8 @@ async def replay(
     try:
         await loop_runner.run(arrivals, sorted(set(checkpoints)))
     finally:
-        await client.aclose()
+        if own:
+            await client.aclose()
     return run
 
 

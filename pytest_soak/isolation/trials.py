@@ -6,15 +6,22 @@ verdict narrowly misses, the extra cycles, exactly as the run that found the lea
 *leaks* when its verdict is ``leak``: no shortcut, no lowered noise floor.
 
 **Sizing** (``TrialSizing``, docs/isolation.md "Trials"): a trial replays, per cycle, ``scale``
-times as many requests of the kept traffic as the measured cycle held (at least
-``MIN_REQUESTS_PER_CYCLE``). So a culprit kept in a trial is replayed at least as often per cycle
-as in the measured run, and a per-request leak grows per cycle at least as much as the growth
-that was judged a leak, while the traffic that was removed no longer adds its noise.
-``scale`` is 1 unless the measured growth was close to the noise floor: it is raised so that the
-whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor (at most
-``MAX_SCALE``). The request rate is the measured run's (same profile, same ``peak_rps``), so a
-cycle's wall time shrinks with its requests; a cycle with more requests than the measured one
-raises the rate up to ``MAX_RATE_FACTOR``, beyond that it lasts longer.
+times as many requests of the kept traffic as the measured cycle held, and at least
+``min_per_cycle``. So a culprit kept in a trial is replayed at least as often per cycle as in the
+measured run, and a per-request leak grows per cycle at least as much as the growth that was
+judged a leak, while the traffic that was removed no longer adds its noise.
+
+- ``scale`` is 1 unless the measured growth was close to the noise floor: it is raised so that
+  the whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor (at most
+  ``MAX_SCALE``).
+- ``min_per_cycle``: the trial's warm-up and the first half of its measured cycles together send
+  at least one measured cycle of requests (and at least ``MIN_REQUESTS_PER_CYCLE`` per cycle).
+  State bounded by a request count (a ring buffer of recent requests, Datasette's 200 recent
+  permission checks) filled in the measured run's warm-up; in a trial it fills within the first
+  half, so the rule sees it flatten instead of growing in every cycle.
+- The request rate is the measured run's (same profile, same ``peak_rps``), so a cycle's wall
+  time shrinks with its requests; a cycle with more requests than the measured one raises the
+  rate up to ``MAX_RATE_FACTOR``, beyond that it lasts longer.
 
 ``Trials`` runs them within the isolation's budget (a number of trials and a time limit; a trial
 is not started when it would end past the limit) and measures each one's true wall time.
@@ -131,8 +138,16 @@ class TrialSizing:
             return sum(1 for _ in indices) * self.cycle_requests / max(1, self.recording)
         return float(sum(self.weights.get(i, 0) for i in indices))
 
+    @property
+    def min_per_cycle(self) -> int:
+        """Fewest requests per trial cycle: the warm-up and the first half of the measured
+        cycles send at least one measured cycle (module docstring)."""
+        early = self.settings.warmup_cycles + self.settings.measured_cycles / 2
+        return max(MIN_REQUESTS_PER_CYCLE, math.ceil(self.cycle_requests / early))
+
     def requests_per_cycle(self, indices: Iterable[int]) -> int:
-        return max(MIN_REQUESTS_PER_CYCLE, math.ceil(self.scale * self.measured_requests(indices)))
+        """Requests per cycle of a trial of the recorded requests at ``indices``."""
+        return max(self.min_per_cycle, math.ceil(self.scale * self.measured_requests(indices)))
 
     def settings_for(self, cycle_requests: int) -> Settings:
         """The trial's settings: ``cycle_requests`` per cycle, the measured run's profile and
@@ -162,7 +177,7 @@ class TrialSizing:
             "scale": round(self.scale, 3),
             "measured_cycle_requests": self.cycle_requests,
             "measured_cycle_seconds": round(self.cycle_seconds, 3),
-            "min_requests_per_cycle": MIN_REQUESTS_PER_CYCLE,
+            "min_requests_per_cycle": self.min_per_cycle,
             "cycles": self.settings.warmup_cycles + self.settings.measured_cycles,
         }
 
