@@ -10,8 +10,9 @@ import atexit
 import json
 import os
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -59,97 +60,101 @@ def _duration(value: str) -> float:
         raise pytest.UsageError(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class Option:
+    """One ``--soak-*`` option and its ini twin (``ini``: the ini key's help; None: no twin).
+    Every option and ini key of the plugin is a row of ``OPTIONS``: ``pytest --help`` and the
+    README's table come from here."""
+
+    flag: str
+    dest: str
+    help: str
+    ini: str | None = None
+    ini_type: Literal["string", "bool", "linelist"] = "string"
+    ini_default: Any = None
+    action: str | None = None
+    type: Callable[[str], Any] | None = None
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--soak-mode", "soak_mode",
+        "compression of soak profiles: quick (about a minute per test, for pull requests) or "
+        "nightly (hours). Default: ini soak_mode, else quick.",
+        ini="default --soak-mode (quick or nightly)", ini_default="quick",
+        type=_mode, metavar="quick|nightly",
+    ),
+    Option(
+        "--soak-duration", "soak_duration",
+        "wall time of every soak run, overriding the mode and markers (e.g. 20s, 10m).",
+        ini="wall time of soak runs whose marker sets no duration",
+        type=_duration, metavar="DURATION",
+    ),
+    Option(
+        "--soak-json", "soak_json",
+        "write every soak result (verdicts, cycles, phases, floors, samples) as JSON to PATH.",
+        ini="default --soak-json path", metavar="PATH",
+    ),
+    Option(
+        "--soak-allow-host", "soak_allow_hosts",
+        "allow soak traffic to a non-loopback HOST (repeatable). Without it only this machine "
+        "is ever targeted.",
+        ini="hosts soak traffic may go to", ini_type="linelist", ini_default=[],
+        action="append", metavar="HOST",
+    ),
+    Option(
+        "--soak-update-baselines", "soak_update_baselines",
+        "record this run's results as the baselines (new and changed) next to the tests.",
+        action="store_true",
+    ),
+    Option(
+        "--soak-prune", "soak_prune",
+        "remove baselines of tests that no longer exist in the collected modules (never those "
+        "of deselected tests).",
+        action="store_true",
+    ),
+    Option(
+        "--soak-strict", "soak_strict",
+        "fail soak tests that have no baseline for this environment.",
+        ini="default --soak-strict", ini_type="bool", ini_default=False, action="store_true",
+    ),
+    Option(
+        "--soak-isolate", "soak_isolate",
+        "when a soak test leaks, replay subsets of its traffic to name the leaking endpoint and "
+        "kind of request (docs/isolation.md); writes <module>.<test>.leak-repro.jsonl.",
+        ini="default for soak tests whose marker sets no isolate: true, false or mutate",
+        ini_default="", action="store_true",
+    ),
+    Option(
+        "--soak-env-label", "soak_env_label",
+        "a label added to the baseline environment key (e.g. the CI runner class).",
+        ini="default --soak-env-label", ini_default="", metavar="LABEL",
+    ),
+)  # fmt: skip
+#: Ini keys without a command-line twin.
+INI_ONLY = {
+    "soak_defaults": "suite-wide soak marker defaults, one 'key = value' per line "
+    "(e.g. peak_rps = 150)",
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("soak", "memory soak tests (pytest-soak)")
-    group.addoption(
-        "--soak-mode",
-        dest="soak_mode",
-        default=None,
-        type=_mode,
-        metavar="quick|nightly",
-        help="compression of soak profiles: quick (about a minute per test, for pull requests) "
-        "or nightly (hours). Default: ini soak_mode, else quick.",
-    )
-    parser.addini("soak_mode", "default --soak-mode (quick or nightly)", default="quick")
-    group.addoption(
-        "--soak-duration",
-        dest="soak_duration",
-        default=None,
-        type=_duration,
-        metavar="DURATION",
-        help="wall time of every soak run, overriding the mode and markers (e.g. 20s, 10m).",
-    )
-    parser.addini(
-        "soak_duration", "wall time of soak runs whose marker sets no duration", default=None
-    )
-    group.addoption(
-        "--soak-json",
-        dest="soak_json",
-        default=None,
-        metavar="PATH",
-        help="write every soak result (verdicts, phases, floors, samples) as JSON to PATH.",
-    )
-    parser.addini("soak_json", "default --soak-json path", default=None)
-    group.addoption(
-        "--soak-allow-host",
-        dest="soak_allow_hosts",
-        action="append",
-        default=None,
-        metavar="HOST",
-        help="allow soak traffic to a non-loopback HOST (repeatable). Without it only this "
-        "machine is ever targeted.",
-    )
-    parser.addini("soak_allow_hosts", "hosts soak traffic may go to", type="linelist", default=[])
-    group.addoption(
-        "--soak-update-baselines",
-        dest="soak_update_baselines",
-        action="store_true",
-        default=None,
-        help="record this run's results as the baselines (new and changed) next to the tests.",
-    )
-    group.addoption(
-        "--soak-prune",
-        dest="soak_prune",
-        action="store_true",
-        default=None,
-        help="remove baselines of tests that no longer exist in the collected modules "
-        "(never those of deselected tests).",
-    )
-    group.addoption(
-        "--soak-strict",
-        dest="soak_strict",
-        action="store_true",
-        default=None,
-        help="fail soak tests that have no baseline for this environment.",
-    )
-    parser.addini("soak_strict", "default --soak-strict", type="bool", default=False)
-    group.addoption(
-        "--soak-isolate",
-        dest="soak_isolate",
-        action="store_true",
-        default=None,
-        help="when a soak test leaks, replay subsets of its traffic to name the leaking endpoint "
-        "and kind of request (docs/isolation.md); writes <module>.<test>.leak-repro.jsonl.",
-    )
-    parser.addini(
-        "soak_isolate",
-        "default for soak tests whose marker sets no isolate: true, false or mutate",
-        default="",
-    )
-    group.addoption(
-        "--soak-env-label",
-        dest="soak_env_label",
-        default=None,
-        metavar="LABEL",
-        help="a label added to the baseline environment key (e.g. the CI runner class).",
-    )
-    parser.addini("soak_env_label", "default --soak-env-label", default="")
-    parser.addini(
-        "soak_defaults",
-        "suite-wide soak marker defaults, one 'key = value' per line (e.g. peak_rps = 150)",
-        type="linelist",
-        default=[],
-    )
+    for option in OPTIONS:
+        extra: dict[str, Any] = {}
+        if option.action is not None:
+            extra["action"] = option.action
+        if option.type is not None:
+            extra["type"] = option.type
+        if option.metavar is not None:
+            extra["metavar"] = option.metavar
+        # default None, so that an unset option falls through to its ini twin (STYLE.md 6)
+        group.addoption(option.flag, dest=option.dest, default=None, help=option.help, **extra)
+        if option.ini is not None:
+            parser.addini(option.dest, option.ini, type=option.ini_type, default=option.ini_default)
+    for name, help_text in INI_ONLY.items():
+        parser.addini(name, help_text, type="linelist", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -467,6 +467,10 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "max_growth_per_request": settings.max_growth_per_request,
         "seed": settings.seed,
         "replay": settings.replay,
+        "ids": settings.ids,
+        "warmup_cycles": settings.warmup_cycles,
+        "measured_cycles": settings.measured_cycles,
+        "extra_cycles": settings.extra_cycles,
         **(
             {"speed": settings.speed, "max_gap": settings.max_gap}
             if settings.replay == "recorded"

@@ -438,3 +438,19 @@ def test_bad_calls_are_clear_errors(soak_project: pytest.Pytester, call: str, me
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([message])
     _assert_no_internal_traceback(result)
+
+
+def test_readme_documents_every_option_ini_key_and_marker_key() -> None:
+    """The README's tables are written by hand; the vocabulary lives in one table each
+    (``plugin.OPTIONS``, ``plugin.INI_ONLY``, ``settings.MARKERS``): none may go missing."""
+    from pathlib import Path
+
+    from pytest_soak.plugin import INI_ONLY, OPTIONS
+    from pytest_soak.settings import MARKER_KEYS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [o.flag for o in OPTIONS if f"`{o.flag}" not in readme]
+    missing += [o.dest for o in OPTIONS if o.ini is not None and f"`{o.dest}`" not in readme]
+    missing += [name for name in INI_ONLY if f"`{name}`" not in readme]
+    missing += [key for key in MARKER_KEYS if f"`{key}`" not in readme]
+    assert not missing, f"README.md does not document: {', '.join(missing)}"
