@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE))
 import healthy_apps  # noqa: E402
 
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
+from pytest_soak.files import write_atomic  # noqa: E402
 from pytest_soak.runner import run_soak  # noqa: E402
 from pytest_soak.settings import resolve  # noqa: E402
 from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
@@ -423,20 +424,6 @@ def _summary_row(key: tuple[str, str, str], counts: Counter[str]) -> str:
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--runs", type=int, default=10, help="runs of each scenario and target")
@@ -501,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.extend(tail)
     print("\n".join(tail), flush=True)
     if args.out:
-        write_atomically(args.out, "\n".join(lines) + "\n")
+        write_atomic(args.out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -85,6 +85,9 @@ MIN_FLOORS = 5  # the end of the warm-up and at least four measured cycles
 FLATTENING = 0.5
 #: Growth that falls cycle after cycle is not a leak (``_slowing``).
 SLOWING_P = 0.05
+#: Growth in steps (``_lumpy``): every pair of cycles grows by more than this share of the
+#: typical pair.
+LUMPY_SHARE = 0.5
 SLOWING_SHARE = 0.75
 
 
@@ -225,7 +228,8 @@ def judge_metric(
     budget = limits.max_growth_per_request or 0.0
     trend_growth = slope * measured
     grown = sum(d > step_noise for d in deltas)
-    every = grown == len(deltas)
+    lumpy = grown < len(deltas) and _lumpy(deltas, facts.step)
+    every = grown == len(deltas) or lumpy
 
     trend = p_value < P_LIMIT
     size = min(observed, trend_growth)
@@ -237,8 +241,14 @@ def judge_metric(
     cycles = len(deltas)
     if trend and big and over_budget and steady and every:
         verdict: Verdict = "leak"
+        how = (
+            f"in every pair of {cycles} identical cycles (in {grown} singly: it grows in "
+            "steps, as a reallocated buffer does)"
+            if lumpy
+            else f"in every one of {cycles} identical cycles"
+        )
         reason = (
-            f"{label} grew in every one of {cycles} identical cycles, "
+            f"{label} grew {how}, "
             f"{_fmt(observed, unit, signed=True)} over {measured:,} requests "
             f"({_fmt(slope, unit)}/request, Mann–Kendall p={p_value:.2g})"
         )
@@ -308,6 +318,22 @@ def _slowing(deltas: Sequence[float]) -> bool:
         return False
     p = float(stats.kendalltau(range(n), deltas, alternative="less").pvalue)
     return not math.isnan(p) and p < SLOWING_P
+
+
+def _lumpy(deltas: Sequence[float], step: float) -> bool:
+    """Growth in steps: a buffer that grows by reallocation (a ``bytearray``, a list's array)
+    takes its memory in steps larger than one cycle's growth, so some cycles show none and the
+    next two cycles' worth. Such growth counts as "every cycle" when every pair of consecutive
+    cycles (counted back from the last) grew by more than the pairs' own noise and by more than
+    half the typical pair (a cycle that missed its growth must make it up in the next), no
+    cycle shrank by more than the metric's step, and at least half the cycles grew alone."""
+    n = len(deltas)
+    if n < 6 or any(d < -step for d in deltas) or sum(d > step for d in deltas) * 2 < n:
+        return False
+    pairs = [deltas[i - 1] + deltas[i] for i in range(n - 1, 0, -2)]
+    middle = statistics.median(pairs)
+    pair_step = max(step, STEP_MAD_FACTOR * statistics.median(abs(p - middle) for p in pairs))
+    return all(p > pair_step and p > LUMPY_SHARE * middle for p in pairs)
 
 
 def _narrow_miss(

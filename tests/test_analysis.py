@@ -123,15 +123,25 @@ def test_only_the_size_is_missing() -> None:
     assert judged.verdict == "inconclusive"
 
 
-def test_zigzag_growth_is_not_growth_in_every_cycle() -> None:
-    # Up 0.9 MiB, then 0.1 MiB, and so on: every cycle is higher, but the step noise judged
-    # from the series itself (3 x the MAD of its cycle-to-cycle growth) is more than 0.1 MiB.
+def test_growth_in_steps_counts_when_every_pair_of_cycles_grew() -> None:
+    """A bytearray that a leak extends by 32 B a request reallocates in steps of 1/8 of its
+    size: measured in quick mode, KiB a cycle. Two cycles show none of it singly; every pair
+    of cycles does."""
+    floors = [400 * KiB]
+    for delta in (11.3, 9.1, 12.9, 11.6, 7.0, 8.0, 18.2, -0.3):
+        floors.append(floors[-1] + delta * KiB)
+    judged = judge_metric("heap", floors, XS, Limits())
+    assert judged.cycles_grown == 6
+    assert judged.verdict == "leak"
+    assert "in every pair of 8 identical cycles (in 6 singly" in judged.reason
+
+
+def test_noise_around_a_step_is_not_growth_in_every_pair() -> None:
     floors = [100 * MiB]
-    for k in range(8):
-        floors.append(floors[-1] + (0.9 if k % 2 == 0 else 0.1) * MiB)
+    for delta in (0.3, -0.2, 0.4, 9.0, -0.3, 0.2, 0.1, -0.2):  # MiB: one step, noise around it
+        floors.append(floors[-1] + delta * MiB)
     judged = judge_metric("rss", floors, XS, Limits())
-    assert judged.step_noise > 0.1 * MiB
-    assert _conditions(judged) == {"trend": True, "size": True, "steady": True, "every": False}
+    assert not judged.grew_every_cycle
     assert judged.verdict == "suspicious"
 
 
