@@ -170,7 +170,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # Workers build their options from the command line, not the controller's: without
         # this they would not tag grouped tests and the controller could not keep them together.
         config.option.loadgroup = True
-    if _flag(config, "soak_prune") and getattr(config.option, "numprocesses", None):
+    if _switch(config, "soak_prune") and getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
             "--soak-prune needs the whole collection in one process: run it without -n"
         )
@@ -290,8 +290,8 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             test_file=module_path,
             test_name=_test_name(item),
             label=str(config.getoption("soak_env_label") or config.getini("soak_env_label") or ""),
-            update=_flag(config, "soak_update_baselines"),
-            strict=_flag(config, "soak_strict"),
+            update=_switch(config, "soak_update_baselines"),
+            strict=_switch(config, "soak_strict"),
         ),
     )
     try:
@@ -460,7 +460,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"soak results written to {written}")
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
+def _switch(config: pytest.Config, name: str) -> bool:
     value = config.getoption(name)
     if value is None and name == "soak_strict":
         value = config.getini("soak_strict")
@@ -564,12 +564,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pytest_soak.baselines import prune_baselines, write_baselines
 
     notes = config.stash.setdefault(NOTES_KEY, [])
-    if _flag(config, "soak_update_baselines"):
+    if _switch(config, "soak_update_baselines"):
         written, complete = write_baselines(results)
         notes.extend(written)
         if not complete:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if _flag(config, "soak_prune"):
+    if _switch(config, "soak_prune"):
         narrowed = any("::" in str(arg) for arg in config.args) or any(
             getattr(config.option, name, False) for name in ("lf", "stepwise", "stepwise_skip")
         )

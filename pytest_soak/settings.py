@@ -167,7 +167,7 @@ def resolve(
         ),
         seed=seed,
         tolerance=_tolerance(values.get("tolerance")),
-        baseline=_flag(values.get("baseline", True), "baseline"),
+        baseline=_boolean(values.get("baseline", True), "baseline"),
         isolate=isolate_mode(values.get("isolate", False)),
         allowed_hosts=allowed_hosts,
         warmup_cycles=WARMUP_CYCLES,
@@ -221,7 +221,7 @@ def _ids(value: Any) -> str:
     return str(value)
 
 
-def _flag(value: Any, name: str) -> bool:
+def _boolean(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise SoakError(f"{name}={value!r} must be True or False")
     return value
