@@ -88,6 +88,8 @@ SLOWING_P = 0.05
 #: Growth in steps (``_lumpy``): every pair of cycles grows by more than this share of the
 #: typical pair.
 LUMPY_SHARE = 0.5
+#: ... and only over at least this many measured cycles (quick mode's 8 plus its 4 extra).
+LUMPY_MIN_CYCLES = 12
 SLOWING_SHARE = 0.75
 
 
@@ -229,7 +231,9 @@ def judge_metric(
     trend_growth = slope * measured
     grown = sum(d > step_noise for d in deltas)
     lumpy = grown < len(deltas) and _lumpy(deltas, facts.step)
-    every = grown == len(deltas) or lumpy
+    # Growth in steps is weaker evidence than growth in every cycle: it counts only over the
+    # extra cycles' longer series; before that it is a narrow miss (more cycles are replayed).
+    every = grown == len(deltas) or (lumpy and len(deltas) >= LUMPY_MIN_CYCLES)
 
     trend = p_value < P_LIMIT
     size = min(observed, trend_growth)
@@ -252,8 +256,14 @@ def judge_metric(
             f"{_fmt(observed, unit, signed=True)} over {measured:,} requests "
             f"({_fmt(slope, unit)}/request, Mann–Kendall p={p_value:.2g})"
         )
-    elif trend and over_budget and _narrow_miss(big, steady, every, grown, cycles, size,
-                                                 threshold, second, slope):  # fmt: skip
+    elif (
+        trend
+        and over_budget
+        and (
+            _narrow_miss(big, steady, every, grown, cycles, size, threshold, second, slope)
+            or (lumpy and big and steady and not every)
+        )
+    ):
         verdict = "inconclusive"
         misses = []
         if not big:
@@ -265,7 +275,10 @@ def judge_metric(
                 else "it may be flattening"
             )
         if not every:
-            misses.append(f"it grew in {grown} of {cycles} cycles")
+            misses.append(
+                f"it grew in {grown} of {cycles} cycles"
+                + (" (in every pair of cycles: growth in steps?)" if lumpy else "")
+            )
         reason = (
             f"{label} trends up ({_fmt(observed, unit, signed=True)}, p={p_value:.2g}) but "
             + " and ".join(misses)
@@ -276,7 +289,8 @@ def judge_metric(
         if not trend:
             why.append(f"no steady trend (p={p_value:.2g})")
         if not every:
-            why.append(f"grew in {grown} of {cycles} cycles (a one-off step, then flat?)")
+            step = " (a one-off step, then flat?)" if grown <= 1 else ""
+            why.append(f"grew in {grown} of {cycles} cycles{step}")
         if not steady:
             why.append(
                 "growth slows cycle after cycle (a bounded structure filling?)"

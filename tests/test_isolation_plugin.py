@@ -1,7 +1,7 @@
 """``--soak-isolate`` / ``isolate=True`` as a user meets it: real services, real files.
 
-Each test runs one short soak (``--soak-duration=4s``) and the compressed replays that
-isolation makes (2 s each), in a pytester subprocess.
+Each test runs one short soak (``--soak-duration=4s``) and the trials that isolation makes (each
+a full cycles run of part of the traffic, a few seconds), in a pytester subprocess.
 """
 
 from __future__ import annotations
@@ -121,10 +121,18 @@ def test_leak_on_unknown_ids_is_pinned_to_endpoint_and_variation(
     assert culprit["variation"]["families"] == ["id", "status"]
     assert culprit["without"]["leaks"] is False and culprit["alone"]["leaks"] is True
     assert culprit["variation"]["without"]["leaks"] is False
+    assert culprit["variation"]["alone"]["leaks"] is True  # confirmed both ways
     assert {m["kind"] for m in culprit["mutations"]} == {"malformed-id", "unknown-id", "oversized"}
     # 2 endpoints: the endpoint search, the variation and the reproduction, then 3 mutations.
     assert isolation["replays"] == len(isolation["probes"]) == 7
     assert isolation["repro"]["requests"] == 50
+    trials = isolation["probes"]
+    # Every trial is a full cycles run, and its duration is the wall time it took.
+    assert all(t["seconds"] >= t["planned_seconds"] > 0 for t in trials)
+    assert isolation["replay_seconds_range"] == [
+        round(min(t["seconds"] for t in trials), 1),
+        round(max(t["seconds"] for t in trials), 1),
+    ]
     assert isolation["growth_per_request_with"] == leaked["growth_per_request_bytes"]
 
 
@@ -197,3 +205,4 @@ def test_a_leak_that_needs_two_endpoints_together_is_an_interaction(
         ]
     )
     assert "culprit endpoint:" not in result.stdout.str()
+    assert not list(soak_project.path.glob("*.leak-repro.jsonl"))  # no confirmed culprit

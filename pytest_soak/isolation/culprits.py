@@ -177,7 +177,7 @@ class _Isolation:
         culprits: list[CulpritFinding] = []
         stopped = ""
         if search.status == "incomplete":
-            stopped = self._budget()
+            stopped = self._stopped(search.why)
         try:
             if search.status in ("found", "interaction"):
                 singles = [g[0] for g in search.culprits if len(g) == 1]
@@ -186,7 +186,7 @@ class _Isolation:
                 for finding in culprits:
                     finding.mutations = self._mutations(finding.endpoint, search)
         except Exhausted as exc:
-            stopped = str(exc)
+            stopped = self._stopped(str(exc))
         if stopped:
             self.notes.append(
                 f"isolation stopped before the end: {stopped}; what it confirmed so far is above"
@@ -214,8 +214,9 @@ class _Isolation:
         self.of[kept] = trial
         return trial.leaks
 
-    def _budget(self) -> str:
-        return f"its budget ({MAX_TRIALS} trials, {self.limit:.0f}s) is spent"
+    def _stopped(self, why: str) -> str:
+        budget = f"its budget ({MAX_TRIALS} trials, {self.limit:.0f}s)"
+        return f"{why}" if why.startswith("trial ") else f"{budget} is spent ({why})"
 
     # -- a confirmed culprit ---------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""Which endpoints does a leak need? Group testing over endpoint templates, pure.
+"""Which parts of the traffic does a leak need? Group testing, pure functions of an oracle.
+
+``find_culprits`` searches endpoint templates, ``find_kind`` the kinds of request within a
+culprit endpoint (``traffic.variations``).
 
 ``find_culprits`` is a function of an oracle ``leaks(kept endpoints) -> bool`` (in practice one
 trial: a full cycles run of only those endpoints' traffic, ``isolation.trials``); the whole
@@ -51,7 +54,7 @@ class EndpointSearch:
     suspects: tuple[str, ...]
     side_effects: tuple[str, ...]
     trials: int
-    why: str = ""  # for ``not-confirmed``: which check failed
+    why: str = ""  # not-confirmed: which check failed; incomplete: what stopped the search
 
 
 class _Oracle:
@@ -120,9 +123,9 @@ def find_culprits(
             why = "no endpoint's removal was needed to stop the leak (each put back did not leak)"
             return EndpointSearch("not-confirmed", (), None, suspects, (), oracle.trials, why)
         return _confirmed(universe, kept, dropped, oracle)
-    except Exhausted:
+    except Exhausted as exc:
         suspects = tuple(dict.fromkeys([*(e for g in found for e in g), *oracle.narrowed]))
-        return EndpointSearch("incomplete", (), None, suspects, (), oracle.trials)
+        return EndpointSearch("incomplete", (), None, suspects, (), oracle.trials, str(exc))
 
 
 def _confirmed(
@@ -255,8 +258,9 @@ def find_kind(
     requests when it agrees with every answer so far: it overlaps exactly the kinds that leaked
     alone, and is not inside a kind whose removal did not stop the leak. So two query shapes
     that share the leaking parameter (``_sort`` with ``_size``, ``_sort`` with ``_next``) point
-    at ``_sort=*``, not at either shape. Hypotheses are confirmed in the order given; a suspect
-    kind that leaks alone is confirmed at once."""
+    at ``_sort=*``, not at either shape. Screening stops when one hypothesis is left (it is
+    confirmed at once) or none. Hypotheses are confirmed in the order given; a suspect kind that
+    leaks alone is confirmed at once."""
     alone: dict[str, bool] = {}
     without: dict[str, bool] = {}
     confirmations = 0
@@ -288,6 +292,11 @@ def find_kind(
         alone[kind.label] = leaks_alone(kind)
         if kind.suspect and alone[kind.label] and agrees(kind) and confirm(kind):
             return result(kind.label)
+        left = [k for k in kinds if agrees(k)]
+        if not left:
+            return result(None)  # no single kind explains the answers: stop screening
+        if len(left) == 1 and alone.get(left[0].label) and left[0].label not in without:
+            return result(left[0].label if confirm(left[0]) else None)  # the only hypothesis
     for kind in kinds:
         if confirmations >= max_confirmations:
             break

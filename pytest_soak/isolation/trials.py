@@ -11,8 +11,9 @@ times as many requests of the kept traffic as the measured cycle held, and at le
 measured run, and a per-request leak grows per cycle at least as much as the growth that was
 judged a leak, while the traffic that was removed no longer adds its noise.
 
-- ``scale`` is 1 unless the measured growth was close to the noise floor: it is raised so that
-  the whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor (at most
+- ``scale`` is 1 unless the measured growth was close to the noise: it is raised so that the
+  whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor, and one
+  cycle's growth ``STEP_VISIBILITY`` times the step a cycle needs to count as grown (at most
   ``MAX_SCALE``).
 - ``min_per_cycle``: the trial's warm-up and the first half of its measured cycles together send
   at least one measured cycle of requests (and at least ``MIN_REQUESTS_PER_CYCLE`` per cycle).
@@ -48,8 +49,10 @@ if TYPE_CHECKING:
     from pytest_soak.result import SoakResult
     from pytest_soak.settings import Settings
 
-#: The whole measured growth, replayed in a trial, should be this many times the noise floor.
+#: The whole measured growth, replayed in a trial, should be this many times the noise floor,
 VISIBILITY = 4.0
+#: and one cycle's growth this many times the step a cycle needs to count as "grew".
+STEP_VISIBILITY = 2.0
 #: ... but a trial replays at most this many times the kept requests of a measured cycle.
 MAX_SCALE = 4.0
 #: A cycle with more requests than the measured one raises the rate up to this factor.
@@ -183,8 +186,9 @@ class TrialSizing:
 
 
 def visibility_scale(result: SoakResult, settings: Settings) -> float:
-    """1, or more when the measured growth was close to the noise floor: so that replaying all
-    of it would grow ``VISIBILITY`` times the floor a trial needs (at most ``MAX_SCALE``)."""
+    """1, or more when the measured growth was close to the noise: so that replaying all of it
+    would grow ``VISIBILITY`` times the floor a trial needs, and each cycle ``STEP_VISIBILITY``
+    times the step a cycle needs (at most ``MAX_SCALE``)."""
     judgement = result.analysis.primary
     if judgement is None:
         return 1.0
@@ -196,7 +200,10 @@ def visibility_scale(result: SoakResult, settings: Settings) -> float:
         floor = facts.noise if facts is not None else floor
     if per_cycle <= 0 or floor <= 0:
         return MAX_SCALE
-    wanted = VISIBILITY * floor / (per_cycle * settings.measured_cycles)
+    wanted = max(
+        VISIBILITY * floor / (per_cycle * settings.measured_cycles),
+        STEP_VISIBILITY * judgement.step_noise / per_cycle,
+    )
     return min(MAX_SCALE, max(1.0, wanted))
 
 
