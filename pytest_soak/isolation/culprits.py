@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from pytest_soak.isolation.search import (
     find_culprits,
     find_kind,
 )
-from pytest_soak.isolation.trials import Trial, Trials, TrialSizing
+from pytest_soak.isolation.trials import Trial, Trials, TrialSizing, measured_cycle
 from pytest_soak.traffic.model import Traffic
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class VariationFinding:
 
     label: str
     families: tuple[str, ...]
-    requests: int  # recorded requests of this kind
+    requests: int  # distinct recorded requests of this kind in the measured cycle
+    cycle_requests: int  # of this kind per measured cycle
     alone: Trial
     without: Trial
 
@@ -68,6 +70,7 @@ class VariationFinding:
             "label": self.label,
             "families": list(self.families),
             "requests": self.requests,
+            "cycle_requests": self.cycle_requests,
             "alone": self.alone.to_dict(),
             "without": self.without.to_dict(),
         }
@@ -80,10 +83,10 @@ class CulpritFinding:
     endpoint: str
     requests: int  # recorded requests of the endpoint
     recorded: int  # requests in the recording
-    cycle_requests: float  # of the endpoint per measured cycle
+    cycle_requests: int  # of the endpoint per measured cycle
     alone: Trial | None  # None: the endpoint is the whole traffic (the measured run)
     without: Trial | None  # the traffic without every culprit; None: nothing was left
-    pinned: frozenset[int]  # recording positions of its confirmed traffic
+    pinned: frozenset[int]  # positions in the measured cycle of its confirmed traffic
     variation: VariationFinding | None = None
     variations_tried: list[dict[str, Any]] = field(default_factory=list)
     mutations: list[dict[str, Any]] = field(default_factory=list)
@@ -93,7 +96,7 @@ class CulpritFinding:
             "endpoint": self.endpoint,
             "requests": self.requests,
             "recorded": self.recorded,
-            "cycle_requests": round(self.cycle_requests, 1),
+            "cycle_requests": self.cycle_requests,
             "alone": self.alone.to_dict() if self.alone else None,
             "without": self.without.to_dict() if self.without else None,
             "variation": self.variation.to_dict() if self.variation else None,
@@ -150,27 +153,40 @@ class _Isolation:
     ) -> None:
         self.traffic = traffic
         self.result = result
-        self.sizing = TrialSizing.from_result(traffic, settings, result)
+        self.settings = settings
+        cycle = measured_cycle(traffic, settings)
+        self.cycle = cycle.exchanges  # what every cycle of the measured run replayed
+        self.recorded_at = cycle.indices  # each one's position in the recording
+        self.sizing = TrialSizing.from_result(cycle.size, settings, result)
         self.limit = time_limit(settings, result, self.sizing.scale)
         overhead = max(2.0, result.run.elapsed - result.run.wall_seconds)
         self.trials = Trials(
-            target, traffic, self.sizing, test_id=test_id, max_trials=MAX_TRIALS,
+            target, self.cycle, traffic, self.sizing, test_id=test_id, max_trials=MAX_TRIALS,
             time_limit=self.limit, overhead=overhead, clock=clock,
         )  # fmt: skip
-        self.settings = settings
-        self.by_endpoint: dict[str, list[int]] = {}
-        for index, exchange in enumerate(traffic.exchanges):
-            self.by_endpoint.setdefault(exchange.endpoint, []).append(index)
-        replayed = [e for e, i in self.by_endpoint.items() if self.sizing.measured_requests(i)]
-        self.order = sorted(replayed, key=_split_key)  # what the measured cycle replayed
+        self.by_endpoint: dict[str, list[int]] = {}  # positions in the measured cycle
+        for position, exchange in enumerate(self.cycle):
+            self.by_endpoint.setdefault(exchange.endpoint, []).append(position)
+        self.order = sorted(self.by_endpoint, key=_split_key)
+        self.recorded = Counter(e.endpoint for e in traffic.exchanges)
         self.of: dict[frozenset[str], Trial] = {}  # the latest trial of each endpoint set
         self.notes: list[str] = []
+        if result.analysis.cycle_requests and cycle.size != result.analysis.cycle_requests:
+            self.notes.append(
+                f"the measured cycle was recomputed with {cycle.size} requests, the run replayed "
+                f"{result.analysis.cycle_requests}: the settings changed?"
+            )
 
     def indices(self, endpoints: Sequence[str] | frozenset[str]) -> frozenset[int]:
+        """Positions in the measured cycle of the requests of ``endpoints``."""
         return frozenset(i for e in endpoints for i in self.by_endpoint[e])
 
     def everything(self) -> frozenset[int]:
-        return self.indices(self.order)
+        return frozenset(range(len(self.cycle)))
+
+    def distinct(self, positions: frozenset[int]) -> list[int]:
+        """The recording positions of the cycle's requests at ``positions``, each once."""
+        return sorted({self.recorded_at[p] for p in positions})
 
     def run(self, *, repro_path: Path | None, mutate: bool) -> dict[str, Any]:
         search = find_culprits(self.order, self._leaks, max_trials=MAX_TRIALS)
@@ -226,9 +242,9 @@ class _Isolation:
         mine = self.by_endpoint[endpoint]
         finding = CulpritFinding(
             endpoint=endpoint,
-            requests=len(mine),
+            requests=self.recorded[endpoint],
             recorded=len(self.traffic),
-            cycle_requests=self.sizing.measured_requests(mine),
+            cycle_requests=len(mine),
             alone=self.of.get(frozenset([endpoint])),
             without=self.of.get(without),
             pinned=frozenset(mine),
@@ -246,7 +262,7 @@ class _Isolation:
         from pytest_soak.traffic.variations import candidates
 
         endpoint = finding.endpoint
-        found = {c.label: c for c in candidates(self.traffic.exchanges, endpoint)}
+        found = {c.label: c for c in candidates(self.cycle, endpoint)}
         alone: dict[str, Trial] = {}
         without: dict[str, Trial] = {}
 
@@ -277,6 +293,7 @@ class _Isolation:
         finding.variation = VariationFinding(
             label,
             tuple(v.family for v in chosen.variations),
+            len(self.distinct(chosen.indices)),
             len(chosen.indices),
             alone[label],
             without[label],
@@ -293,7 +310,7 @@ class _Isolation:
         others = {e for g in search.culprits for e in g} - {endpoint}
         base = self.everything() - self.indices(sorted(others))
         mine = self.by_endpoint[endpoint]
-        recorded = [self.traffic.exchanges[i] for i in mine]
+        recorded = [self.cycle[i] for i in mine]
         out: list[dict[str, Any]] = []
         for kind in applicable(recorded)[:MAX_MUTATIONS]:
             mutated = mutate(recorded, kind, seed=self.settings.seed)
@@ -310,7 +327,7 @@ class _Isolation:
     ) -> dict[str, Any] | None:
         if path is None:
             return None
-        pinned = sorted(frozenset().union(*(c.pinned for c in culprits)))
+        pinned = self.distinct(frozenset().union(*(c.pinned for c in culprits)))
         written = write_repro(
             path, [self.traffic.exchanges[i] for i in pinned], header=_header(search, culprits)
         )

@@ -1,15 +1,19 @@
 """Trials: each replay of a subset of the traffic is a full soak run, judged by the same rule.
 
-A *trial* is ``runner.run_soak`` on part of the recording (the requests of some endpoints, of
-one kind of request, or mutated ones): the warm-up cycle, the measured cycles and, when the
-verdict narrowly misses, the extra cycles, exactly as the run that found the leak. A trial
-*leaks* when its verdict is ``leak``: no shortcut, no lowered noise floor.
+A *trial* is ``runner.run_soak`` on part of the **measured cycle** — the requests every cycle of
+the run that found the leak replayed (``measured_cycle``): those of some endpoints, of one kind of
+request, or mutated ones, in the cycle's order. It has the warm-up cycle, the measured cycles
+and, when the verdict narrowly misses, the extra cycles, exactly as the run that found the leak.
+A trial *leaks* when its verdict is ``leak``: no shortcut, no lowered noise floor. Each trial
+cycle replays its part whole (repeated to fill the cycle), never a window of it: "the traffic
+without the unknown-id deletes" keeps every delete whose cart the cycle made, exactly as the
+measured run did.
 
-**Sizing** (``TrialSizing``, docs/isolation.md "Trials"): a trial replays, per cycle, ``scale``
-times as many requests of the kept traffic as the measured cycle held, and at least
-``min_per_cycle``. So a culprit kept in a trial is replayed at least as often per cycle as in the
-measured run, and a per-request leak grows per cycle at least as much as the growth that was
-judged a leak, while the traffic that was removed no longer adds its noise.
+**Sizing** (``TrialSizing``, docs/isolation.md "Trials"): a trial replays, per cycle, its part
+``scale`` times (at least ``min_per_cycle`` requests). So a culprit kept in a trial is replayed
+at least as often per cycle as in the measured run, and a per-request leak grows per cycle at
+least as much as the growth that was judged a leak, while the traffic that was removed no longer
+adds its noise.
 
 - ``scale`` is 1 unless the measured growth was close to the noise: it is raised so that the
   whole measured growth, replayed, would be ``VISIBILITY`` times the noise floor, and one
@@ -34,8 +38,7 @@ import dataclasses
 import math
 import statistics
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +46,7 @@ from pytest_soak.analysis import METRICS
 from pytest_soak.errors import SoakError
 from pytest_soak.isolation.search import Exhausted
 from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, plan_cycles, run_soak
+from pytest_soak.traffic.cycle import CycleChoice
 from pytest_soak.traffic.model import Exchange, Traffic
 
 if TYPE_CHECKING:
@@ -67,8 +71,8 @@ class Trial:
 
     number: int
     purpose: str
-    exchanges: int  # recorded requests in the subset
-    cycle_requests: int  # requests each of its cycles replayed
+    exchanges: int  # requests of the measured cycle in its part
+    cycle_requests: int  # requests each of its cycles replayed (the part, repeated)
     requests: int  # sent, over all its cycles
     leaks: bool  # its verdict is "leak"
     verdict: str
@@ -82,42 +86,32 @@ class Trial:
         return dataclasses.asdict(self)
 
 
+def measured_cycle(traffic: Traffic, settings: Settings) -> CycleChoice:
+    """The requests every cycle of the measured run replayed (``runner.plan_cycles`` is
+    deterministic: the same traffic and settings give the same cycle)."""
+    return plan_cycles(traffic, settings).choice
+
+
 @dataclass(frozen=True)
 class TrialSizing:
-    """How big every trial is, from the run that found the leak (module docstring).
-
-    ``weights``: how many times the measured cycle replayed each recorded request (by position in
-    the recording); ``None`` when the cycle could not be recomputed, then every recorded request
-    counts ``cycle_requests / len(recording)``."""
+    """How big every trial is, from the run that found the leak (module docstring)."""
 
     settings: Settings  # the measured run's, paced by a profile
-    weights: Mapping[int, int] | None
-    recording: int
-    cycle_requests: int
-    cycle_seconds: float
+    cycle_requests: int  # of the measured cycle
+    cycle_seconds: float  # wall seconds of one measured cycle
     scale: float
 
     @classmethod
-    def from_result(cls, traffic: Traffic, settings: Settings, result: SoakResult) -> TrialSizing:
-        cycle = result.traffic.get("cycle", {})
-        cycle_requests = int(result.analysis.cycle_requests or cycle.get("size", 0))
-        cycle_seconds = float(cycle.get("wall_seconds", 0.0))
-        weights: dict[int, int] | None = None
-        try:
-            plan = plan_cycles(traffic, settings)
-        except SoakError:
-            plan = None
-        if plan is not None and plan.size == cycle_requests:
-            weights = dict(Counter(plan.choice.indices))
-            cycle_seconds = cycle_seconds or plan.timeline.wall_seconds
+    def from_result(
+        cls, cycle_requests: int, settings: Settings, result: SoakResult
+    ) -> TrialSizing:
         cycles = settings.warmup_cycles + settings.measured_cycles
-        if cycle_requests <= 0:
-            cycle_requests = max(MIN_REQUESTS_PER_CYCLE, result.run.planned_requests // cycles)
+        cycle_seconds = float(result.traffic.get("cycle", {}).get("wall_seconds", 0.0))
         if cycle_seconds <= 0:
             cycle_seconds = settings.duration / cycles
         if settings.replay != "profile":
-            # A subset of a recording has other gaps: pace trials by the constant profile at
-            # the measured cycle's average rate.
+            # A part of a recording has other gaps: pace trials by the constant profile at the
+            # measured cycle's average rate.
             from pytest_soak.profiles import get_profile
 
             settings = dataclasses.replace(
@@ -126,20 +120,7 @@ class TrialSizing:
                 profile=get_profile("constant"),
                 peak_rps=cycle_requests / cycle_seconds,
             )
-        return cls(
-            settings=settings,
-            weights=weights,
-            recording=len(traffic),
-            cycle_requests=cycle_requests,
-            cycle_seconds=cycle_seconds,
-            scale=visibility_scale(result, settings),
-        )
-
-    def measured_requests(self, indices: Iterable[int]) -> float:
-        """Requests of ``indices`` (recording positions) the measured cycle replayed."""
-        if self.weights is None:
-            return sum(1 for _ in indices) * self.cycle_requests / max(1, self.recording)
-        return float(sum(self.weights.get(i, 0) for i in indices))
+        return cls(settings, cycle_requests, cycle_seconds, visibility_scale(result, settings))
 
     @property
     def min_per_cycle(self) -> int:
@@ -148,9 +129,9 @@ class TrialSizing:
         early = self.settings.warmup_cycles + self.settings.measured_cycles / 2
         return max(MIN_REQUESTS_PER_CYCLE, math.ceil(self.cycle_requests / early))
 
-    def requests_per_cycle(self, indices: Iterable[int]) -> int:
-        """Requests per cycle of a trial of the recorded requests at ``indices``."""
-        return max(self.min_per_cycle, math.ceil(self.scale * self.measured_requests(indices)))
+    def requests_per_cycle(self, kept: int) -> int:
+        """Requests per cycle of a trial of ``kept`` requests of the measured cycle."""
+        return max(self.min_per_cycle, math.ceil(self.scale * kept))
 
     def settings_for(self, cycle_requests: int) -> Settings:
         """The trial's settings: ``cycle_requests`` per cycle, the measured run's profile and
@@ -208,11 +189,13 @@ def visibility_scale(result: SoakResult, settings: Settings) -> float:
 
 
 class Trials:
-    """Runs trials of subsets of ``traffic`` within a budget of trials and time."""
+    """Runs trials of parts of the measured cycle (``cycle``: its requests in replay order)
+    within a budget of trials and time; ``traffic`` names their origin."""
 
     def __init__(
         self,
         target: object,
+        cycle: Sequence[Exchange],
         traffic: Traffic,
         sizing: TrialSizing,
         *,
@@ -223,6 +206,7 @@ class Trials:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
+        self.cycle = cycle
         self.traffic = traffic
         self.sizing = sizing
         self.test_id = test_id
@@ -255,24 +239,24 @@ class Trials:
 
     def run(
         self,
-        indices: Iterable[int],
+        positions: Iterable[int],
         purpose: str,
         *,
         replaced: Mapping[int, Exchange] | None = None,
     ) -> Trial:
-        """One trial of the recorded requests at ``indices`` (recorded order kept); ``replaced``
-        swaps some of them for other exchanges (mutations) at the same positions."""
-        chosen = sorted(set(indices))
+        """One trial of the measured cycle's requests at ``positions`` (in the cycle's order);
+        ``replaced`` swaps some of them for other exchanges (mutations) at the same positions."""
+        chosen = sorted(set(positions))
         if self.count >= self.max_trials:
             raise Exhausted(f"{self.max_trials} trials")
-        per_cycle = self.sizing.requests_per_cycle(chosen)
+        per_cycle = self.sizing.requests_per_cycle(len(chosen))
         settings = self.sizing.settings_for(per_cycle)
         now = self.clock()
         if now + settings.duration + self.overhead > self.deadline:
             raise Exhausted(f"time limit of {self.time_limit:.0f}s")
         swap = replaced or {}
         subset = Traffic(
-            tuple(swap.get(i, self.traffic.exchanges[i]) for i in chosen),
+            tuple(swap.get(i, self.cycle[i]) for i in chosen),
             path=self.traffic.path,
             format=self.traffic.format,
         )
