@@ -209,8 +209,11 @@ def run_soak(
     *,
     test_id: str = "",
     check: bool = True,
+    attribution: bool = True,
 ) -> SoakResult:
-    """Replay cycles of ``traffic`` against ``target`` shaped by ``settings``; judge memory."""
+    """Replay cycles of ``traffic`` against ``target`` shaped by ``settings``; judge memory.
+    ``attribution=False`` skips the attribution pass (isolation trials: only the verdict
+    counts)."""
     resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
     if not len(traffic):
         raise DriverError(f"{traffic.path}: no exchanges to replay (after filters)")
@@ -306,7 +309,8 @@ def run_soak(
                     f"{settings.measured_cycles + settings.extra_cycles}"
                 )
             sampler.stop()
-            if session.heap is not None and analysis.verdict in ATTRIBUTE and not run.aborted:
+            wanted = attribution and analysis.verdict in ATTRIBUTE
+            if session.heap is not None and wanted and not run.aborted:
                 sites, replayed = await attribute(
                     resolved,
                     [exchanges_of(planned + settings.extra_cycles + k) for k in range(3)],

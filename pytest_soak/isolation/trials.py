@@ -268,6 +268,7 @@ class Trials:
                 settings,
                 test_id=f"{self.test_id} [isolation trial {number}]",
                 check=False,
+                attribution=False,  # the measured run attributed; a trial needs its verdict
             )
         except SoakError as exc:
             trial = Trial(
