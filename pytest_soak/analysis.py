@@ -33,7 +33,7 @@ from typing import Literal
 
 from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.driver.run import Run
-from pytest_soak.probes import PhaseExtremes, Site
+from pytest_soak.probes import Metric, PhaseExtremes, Site, metric_named
 
 Verdict = Literal["ok", "inconclusive", "suspicious", "leak", "regression", "error"]
 #: Verdicts from best to worst; ``regression`` is given by the baseline comparison.
@@ -47,35 +47,6 @@ VERDICT_ORDER: tuple[Verdict, ...] = (
 )
 FAILING_VERDICTS: tuple[Verdict, ...] = ("leak", "regression", "error")
 
-
-@dataclass(frozen=True)
-class Metric:
-    """What a judged figure is: its label and unit, and the noise its floors carry.
-
-    ``noise``: growth over the measured cycles below this is noise whatever the trend says
-    (LEAK-RULE.md: RSS ≥ 1 MiB); ``step``: one cycle's growth at or below this is noise, so
-    "grew in every cycle" needs more than that in each."""
-
-    name: str
-    label: str
-    unit: str
-    noise: float
-    step: float
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("heap", "Python heap (tracemalloc)", "bytes", 16 * 1024, 1024),
-        Metric("blocks", "allocated blocks", "blocks", 1000, 20),
-        Metric("rss", "RSS", "bytes", 1024 * 1024, 64 * 1024),
-        Metric("uss", "USS", "bytes", 1024 * 1024, 64 * 1024),
-    )
-}
-#: Derived views of ``METRICS`` (one table: add a metric there).
-NOISE_FLOORS: dict[str, float] = {name: m.noise for name, m in METRICS.items()}
-UNITS: dict[str, str] = {name: m.unit for name, m in METRICS.items()}
-LABELS: dict[str, str] = {name: m.label for name, m in METRICS.items()}
 
 #: The noise of a series is also judged from itself: MAD of its cycle-to-cycle growth.
 MAD_FACTOR = 6.0
@@ -191,16 +162,18 @@ class Analysis:
 
 
 def judge_metric(
-    metric: str,
+    metric: str | Metric,
     floors: Sequence[float],
     requests: Sequence[int],
     limits: Limits,
 ) -> MetricJudgement:
     """Apply the leak rule to one metric's floors: the warm-up's last floor, then one at the
-    end of each measured cycle; ``requests`` is the cumulative request count at each."""
+    end of each measured cycle; ``requests`` is the cumulative request count at each.
+    ``metric``: a ``Metric`` (its noise and unit), or the name of a built-in one."""
     from scipy import stats
 
-    facts = METRICS.get(metric, Metric(metric, metric, "", 0.0, 0.0))
+    facts = metric if isinstance(metric, Metric) else metric_named(metric)
+    metric = facts.name
     n = len(floors)
     measured = int(requests[-1] - requests[0]) if n else 0
     observed = float(floors[-1] - floors[0]) if n else 0.0
@@ -524,13 +497,16 @@ def analyze(
     extremes: Mapping[int, PhaseExtremes],
     sample_metric: str,
     sites: tuple[SiteGrowth, ...] = (),
-    secondary: Sequence[str] = (),
-    secondary_reason: str = "a secondary metric",
+    secondary: Mapping[str, str] | None = None,
+    metric_table: Mapping[str, Metric] | None = None,
 ) -> Analysis:
-    """Judge ``metrics`` (any leak fails) and ``secondary`` metrics (at most suspicious, with
-    ``secondary_reason`` saying why they are not judged) on the floors at cycle ends:
-    ``cycle_spans`` are the floor rows that start and end each completed cycle (a cycle's
-    growth is measured within it, so bookkeeping allocated between two replays is not)."""
+    """Judge ``metrics`` (any leak fails) and ``secondary`` metrics (at most suspicious; each
+    with why it is not judged) on the floors at cycle ends: ``cycle_spans`` are the floor rows
+    that start and end each completed cycle (a cycle's growth is measured within it, so
+    bookkeeping allocated between two replays is not). ``metric_table``: the metrics read,
+    by name (their noise and units; a built-in metric needs no entry)."""
+    secondary = secondary or {}
+    table = metric_table or {}
     points = run.checkpoints[: len(floors)]
     measured_spans = cycle_spans[warmup_cycles:]
     requests = [points[measured_spans[0][0]].requests] if measured_spans else []
@@ -541,9 +517,9 @@ def analyze(
         series = _cycle_series(floors, measured_spans, metric)
         if series is None:
             continue
-        judgement = judge_metric(metric, series, requests, limits)
+        judgement = judge_metric(table.get(metric) or metric, series, requests, limits)
         if metric in secondary and judgement.verdict == "leak":
-            judgement = _demoted(judgement, secondary_reason)
+            judgement = _demoted(judgement, secondary[metric])
         judgements.append(judgement)
     primary_metric = metrics[0] if metrics else sample_metric
     if run.aborted is not None:
@@ -566,10 +542,10 @@ def analyze(
     warm = _warmup_growth(floors, cycle_spans[:warmup_cycles], primary_metric)
     primary = next((j for j in judgements if j.metric == primary_metric), None)
     if warm is not None and primary is not None and warm > primary.threshold:
-        unit = UNITS.get(primary_metric, "")
+        facts = table.get(primary_metric) or metric_named(primary_metric)
         notes.append(
-            f"{LABELS.get(primary_metric, primary_metric)} grew "
-            f"{_fmt(warm, unit, signed=True)} in the warm-up, while its requests arrived for "
+            f"{facts.label} grew "
+            f"{_fmt(warm, facts.unit, signed=True)} in the warm-up, while its requests arrived for "
             f"the first time (caches filling, pools growing, lazy imports); the "
             f"{len(measured_spans)} identical cycles after it are what is judged"
         )

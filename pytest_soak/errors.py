@@ -33,6 +33,10 @@ class DriverError(SoakError):
     """The load could not be driven: target refused, service died, not ready in time."""
 
 
+class ProbeError(SoakError):
+    """A probe cannot be used: a name or metric two probes share, or a probe that is not one."""
+
+
 class BaselineError(SoakError):
     """A baseline file is missing, corrupt or could not be written."""
 

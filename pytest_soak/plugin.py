@@ -274,6 +274,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             default_duration=default_duration,
             allowed_hosts=hosts,
             overrides=overrides,
+            probe_lists=config.hook.pytest_soak_probes(config=config),
         )
 
     if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
@@ -582,3 +583,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         else:
             collected: dict[str, set[str]] = config.stash[COLLECTED_KEY]
             notes.extend(prune_baselines(collected))
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """``pytest_soak_*`` hooks (``hookspecs.py``): a conftest adds probes to soak runs."""
+    from pytest_soak import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)

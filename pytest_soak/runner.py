@@ -14,13 +14,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import psutil
 
 from pytest_soak.analysis import Analysis, Limits, SiteGrowth, analyze, site_growth
 from pytest_soak.baselines import traffic_fingerprint
@@ -31,11 +28,11 @@ from pytest_soak.driver.targets import ServedProcess, Target, as_target
 from pytest_soak.errors import DriverError, ProfileError, SoakFailure
 from pytest_soak.probes import (
     FloorTable,
-    ProcessTree,
+    ProbeSession,
     PythonHeap,
     Sampler,
+    Service,
     Site,
-    read_floor,
     settle_in_process,
 )
 from pytest_soak.profiles import Phase, RecordedPass, RecordedTimeline
@@ -232,7 +229,7 @@ def run_soak(
         )
     plan = plan_cycles(traffic, settings)
     planned = settings.warmup_cycles + settings.measured_cycles
-    session = _ProbeSession(resolved, settings)
+    session = probe_session(resolved, settings)
     live = LiveState()
     sampler = Sampler(  # extremes by the phase's position in a cycle: none made after cycle 1
         session.sample,
@@ -282,7 +279,7 @@ def run_soak(
             measured_cycles=measured,
             metrics=session.judged_metrics,
             secondary=session.secondary_metrics,
-            secondary_reason=session.secondary_reason,
+            metric_table=session.metric_table,
             limits=Limits(settings.max_growth, settings.max_growth_per_request),
             extremes=sampler.phases,
             sample_metric=session.sample_metric,
@@ -400,64 +397,16 @@ async def attribute(
     return site_growth(snapshots), replayed
 
 
-class _ProbeSession:
-    """Which probes a target gets: in process the Python heap (tracemalloc) and this process's
-    RSS; out of process the RSS/USS of the target's process tree."""
-
-    def __init__(self, target: Target, settings: Settings) -> None:
-        self.target = target
-        self.in_process = target.in_process
-        self.heap = (
-            PythonHeap(settings.tracemalloc_frames, service_dirs=target.source_dirs())
-            if self.in_process
-            else None
-        )
-        pids = target.pids()
-        self.tree = ProcessTree(pids, children=not self.in_process) if pids else None
-        self.me = psutil.Process(os.getpid())
-        self.harness: dict[str, float] = {}
-        if self.in_process:
-            self.judged_metrics: list[str] = ["heap"]
-            self.secondary_metrics: list[str] = ["rss"]
-            self.secondary_reason = "in process, RSS includes the harness"
-            self.sample_metric = "heap"
-        else:
-            self.secondary_reason = "RSS counts pages shared with other processes; USS is judged"
-            self.judged_metrics = ["uss"] if self.tree is not None else []
-            self.secondary_metrics = ["rss"] if self.tree is not None else []
-            self.sample_metric = "uss"
-
-    def start(self) -> None:
-        if self.heap is not None:
-            self.heap.start()
-        self.harness["rss_start"] = float(self.me.memory_info().rss)
-
-    def stop(self) -> None:
-        self.harness["rss_end"] = float(self.me.memory_info().rss)
-        if self.heap is not None:
-            self.heap.stop()
-
-    def sample(self) -> dict[str, float]:
-        """What the sampler reads: the judged metric too, so the phase table and the charts
-        show the figure the verdict used (USS out of process, the heap in process)."""
-        values: dict[str, float] = {}
-        if self.tree is not None:
-            values.update(self.tree.read(uss=not self.in_process))
-        if self.heap is not None:
-            values.update(self.heap.read())
-        return values
-
-    def floor(self) -> dict[str, float]:
-        if self.heap is not None:
-            settle_in_process()
-            reads = [self.heap.read]
-            if self.tree is not None:
-                reads.append(self.tree.read)
-            return read_floor(reads)
-        if self.tree is None:
-            return {}
-        tree = self.tree
-        return read_floor([lambda: tree.read(uss=True)])
+def probe_session(target: Target, settings: Settings) -> ProbeSession:
+    """The probes of a run against ``target``: the built-in ones that apply, then the test
+    suite's own (``settings.probes``, from the ``pytest_soak_probes`` hook)."""
+    service = Service(
+        in_process=target.in_process,
+        pids=tuple(target.pids()),
+        source_dirs=tuple(target.source_dirs()) if target.in_process else (),
+        tracemalloc_frames=settings.tracemalloc_frames,
+    )
+    return ProbeSession(service, settings.probes)
 
 
 def _settings_summary(settings: Settings) -> dict[str, Any]:

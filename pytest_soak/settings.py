@@ -7,13 +7,16 @@ is reported with its name and what is accepted, before any load is sent.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_soak.errors import ProfileError, SoakError
+from pytest_soak.errors import ProbeError, ProfileError, SoakError
 from pytest_soak.profiles import Profile, get_profile
 from pytest_soak.units import Tolerance, parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from pytest_soak.probes import Probe
 
 MODES = ("quick", "nightly")
 #: ``profile``: requests in recorded order paced by the profile; ``recorded``: the recording's
@@ -77,6 +80,8 @@ class Settings:
     replay: str = "profile"
     speed: float = 1.0
     max_gap: float = DEFAULT_MAX_GAP
+    #: The test suite's own probes (``pytest_soak_probes``), read beside the built-in ones.
+    probes: tuple[Probe, ...] = ()
 
 
 def parse_marker_kwargs(
@@ -105,11 +110,14 @@ def resolve(
     default_duration: float | None = None,
     allowed_hosts: tuple[str, ...] = (),
     overrides: Mapping[str, Any] | None = None,
+    probe_lists: Iterable[Sequence[Probe]] = (),
 ) -> Settings:
     """Merge the run's settings. Precedence for each key: ``soak.run(...)`` keywords, then the
     marker (test over class over module over ini ``soak_defaults``), then the mode's default.
     The wall time: ``--soak-duration`` (``duration_override``) beats everything, ini
-    ``soak_duration`` (``default_duration``) only the mode's default."""
+    ``soak_duration`` (``default_duration``) only the mode's default. ``probe_lists``: what
+    each ``pytest_soak_probes`` hook returned, a list of probes each (the probes themselves
+    are checked when the run starts)."""
     values = dict(parse_marker_kwargs(marker))
     values.update(parse_marker_kwargs(overrides or {}, where="soak.run()"))
     if mode not in MODES:
@@ -178,6 +186,7 @@ def resolve(
         replay=replay,
         speed=speed,
         max_gap=max_gap,
+        probes=_probes(probe_lists),
     )
 
 
@@ -229,3 +238,14 @@ def _boolean(value: Any, name: str) -> bool:
 
 def _size_or_none(value: Any, name: str) -> float | None:
     return None if value is None else parse_size(value, name=name)
+
+
+def _probes(probe_lists: Iterable[Sequence[Probe]]) -> tuple[Probe, ...]:
+    probes: list[Probe] = []
+    for found in probe_lists:
+        if not isinstance(found, (list, tuple)):
+            raise ProbeError(
+                f"pytest_soak_probes returned {found!r}; return a list of probes (or None)"
+            )
+        probes.extend(found)
+    return tuple(probes)

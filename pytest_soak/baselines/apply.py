@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_soak.analysis import NOISE_FLOORS
 from pytest_soak.baselines.comparison import DEFAULT_TOLERANCE, Tolerance, compare
 from pytest_soak.baselines.environment import Environment
 from pytest_soak.baselines.record import Baseline
 from pytest_soak.baselines.store import BaselineFile, baseline_path
+from pytest_soak.probes import metric_named
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 
@@ -41,7 +41,7 @@ def tolerance_for(settings: Settings, metric: str) -> Tolerance:
     """The marker's tolerance (default 25%), its absolute part never below the metric's noise
     floor: ``tolerance="20%"`` over a flat baseline must not make noise a regression."""
     given = DEFAULT_TOLERANCE if settings.tolerance is None else settings.tolerance
-    return dataclasses.replace(given, absolute=max(given.absolute, NOISE_FLOORS.get(metric, 0.0)))
+    return dataclasses.replace(given, absolute=max(given.absolute, metric_named(metric).noise))
 
 
 def apply_baseline(result: SoakResult, settings: Settings, context: BaselineContext) -> None:

@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_soak.analysis import METRICS
 from pytest_soak.errors import SoakError
 from pytest_soak.isolation.search import Exhausted
+from pytest_soak.probes import METRICS
 from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, plan_cycles, run_soak
 from pytest_soak.traffic.cycle import CycleChoice
 from pytest_soak.traffic.model import Exchange, Traffic

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_soak.analysis import LABELS, UNITS, MetricJudgement, PhaseSummary
+from pytest_soak.analysis import MetricJudgement, PhaseSummary
+from pytest_soak.probes import metric_named
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 def _size(value: float | None, metric: str, *, signed: bool = False) -> str:
     if value is None:
         return "-"
-    if UNITS.get(metric) == "bytes":
+    if metric_named(metric).unit == "bytes":
         return format_bytes(value, signed=signed)
     sign = "+" if signed and value > 0 else ""
     return f"{sign}{value:,.0f}"
@@ -86,10 +87,10 @@ def render_explanation(result: SoakResult) -> str:
 
 def _limit_lines(primary: MetricJudgement, result: SoakResult) -> list[str]:
     metric = primary.metric
-    label = LABELS.get(metric, metric)
+    label = metric_named(metric).label
     per_request_limit = result.settings.get("max_growth_per_request")
     max_growth = result.settings.get("max_growth")
-    unit = UNITS.get(metric, "")
+    unit = metric_named(metric).unit
     per_req = (
         f"{format_bytes(primary.slope)}/request"
         if unit == "bytes"
@@ -260,7 +261,7 @@ def render_cycles(result: SoakResult) -> list[str]:
     for cycle in cycles:
         name = {"warm-up": "warm-up", "measured": f"{cycle.number}", "extra": f"{cycle.number}+"}
         parts.append(f"{name[cycle.kind]}: {_size(cycle.growth, metric, signed=True)}")
-    return ["", f"{LABELS.get(metric, metric)} growth by cycle: " + ", ".join(parts)]
+    return ["", f"{metric_named(metric).label} growth by cycle: " + ", ".join(parts)]
 
 
 def render_errors(result: SoakResult) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_soak.analysis import UNITS
+from pytest_soak.probes import metric_named
 from pytest_soak.report.failure import format_table, render_mocks
 from pytest_soak.units import format_bytes, format_duration
 
@@ -20,7 +20,7 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     for result in results:
         metric = str(result.get("metric", "-"))
-        bytes_unit = UNITS.get(metric) == "bytes"
+        bytes_unit = metric_named(metric).unit == "bytes"
         growth = float(result.get("growth_bytes", 0.0))
         slope = float(result.get("growth_per_request_bytes", 0.0))
         run = result["run"]

@@ -1,0 +1,82 @@
+"""What a probe is: ``Probe``, the protocol every probe meets, and ``Service``, what a probe is
+told about the service it measures when a run starts.
+
+A probe reads figures of the service under load. The session (``probes/session.py``) reads
+every probe that applies to the target about ten times a second (the samples: charts and the
+per-phase table) and at every checkpoint (the floors: what the leak rule judges). Each figure
+a probe reads is a ``Metric``, and has one of three roles:
+
+- **judged**: a leak of it fails the test (the Python heap in process, USS out of process);
+- **secondary** (the default): judged by the same rule, but at most *suspicious*, with the
+  probe's ``secondary_reason`` saying why it does not decide (RSS: it counts pages the
+  service shares, or the harness's own memory);
+- **recorded**: kept with the floors and samples, not judged (allocated blocks, gc counts).
+
+Writing one (docs/probes.md): a class with a ``name``, its ``metrics`` and ``read()``; the
+other members have defaults when the class names ``Probe`` as its base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from pytest_soak.probes.metrics import Metric
+
+#: The service is an ASGI or WSGI app called in this process.
+IN_PROCESS = "in-process"
+#: The service runs in processes of its own (``soak.serve``, ``soak.url(pid=...)``).
+SERVED = "served"
+EVERYWHERE: frozenset[str] = frozenset({IN_PROCESS, SERVED})
+
+
+@dataclass(frozen=True)
+class Service:
+    """The service a run measures, as a probe is told at ``start``: where it runs, the
+    processes whose memory is its own (in process: this one), the folders of its own code
+    (allocation sites), and how deep tracemalloc traces during the run."""
+
+    in_process: bool
+    pids: tuple[int, ...]
+    source_dirs: tuple[str, ...] = ()
+    tracemalloc_frames: int = 1
+
+    @property
+    def where(self) -> str:
+        return IN_PROCESS if self.in_process else SERVED
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A source of figures about the service under load, for one run at a time (``start`` is
+    called again for a later run). Attributes with a value here are defaults for a class that
+    names ``Probe`` as its base."""
+
+    #: Unique among a run's probes (``python-heap``, ``process-tree``, ...).
+    name: str
+    #: Every figure ``read`` returns, each with its label, unit and noise.
+    metrics: Sequence[Metric]
+    #: Where it can measure: ``IN_PROCESS``, ``SERVED`` or both (the default).
+    where: Set[str] = EVERYWHERE
+    #: Names of its metrics whose leak fails the test (default: none).
+    judged: Set[str] = frozenset()
+    #: Names of its metrics only recorded, not judged (default: none). Its other metrics are
+    #: secondary: judged, at most suspicious.
+    recorded: Set[str] = frozenset()
+    #: Why its secondary metrics do not decide the verdict (shown beside a demoted leak).
+    secondary_reason: str = "a custom probe's metric: reported, not judged"
+
+    def start(self, service: Service) -> None:
+        """Called before the run's first reading (the default does nothing)."""
+        return None
+
+    def stop(self) -> None:
+        """Called after the run's last reading, whatever happened (the default does nothing)."""
+        return None
+
+    def read(self) -> dict[str, float]:
+        """The figures now, by metric name. Called from the sampler's thread and, at
+        checkpoints, from the run's; it should be quick and, in process, allocate nothing
+        that it keeps (it would read as the service's growth)."""
+        ...

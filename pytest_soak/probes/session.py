@@ -1,0 +1,93 @@
+"""``ProbeSession``: the probes of one run, composed from the registry — those that measure
+where the service runs, then the test suite's own — read as one: a sample, a floor.
+
+In process that is the Python heap (judged) and this process's RSS (secondary: it includes the
+harness); for a served service the USS (judged) and RSS (secondary) of its process tree. The
+harness's own RSS is taken at the start and end of the run, beside the probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_soak.probes.floors import read_floor, settle_in_process
+from pytest_soak.probes.heap import PythonHeap, PythonHeapProbe
+from pytest_soak.probes.metrics import Metric
+from pytest_soak.probes.probe import Probe, Service
+from pytest_soak.probes.process import own_rss
+from pytest_soak.probes.registry import PROBES, ProbeRegistry, check_probe, check_unique
+
+
+class ProbeSession:
+    """The probes of one run of ``service``: the registered ones that apply, then ``extra``
+    (the ``pytest_soak_probes`` hook's) that apply. Raises ``ProbeError`` when one is not a
+    probe, or two share a name or a metric."""
+
+    def __init__(
+        self, service: Service, extra: Sequence[object] = (), registry: ProbeRegistry = PROBES
+    ) -> None:
+        added = [check_probe(probe, "pytest_soak_probes") for probe in extra]
+        self.service = service
+        self.probes: list[Probe] = [
+            *registry.probes_for(service),
+            *(probe for probe in added if service.where in probe.where),
+        ]
+        check_unique(self.probes)
+        self.harness: dict[str, float] = {}
+        #: Metrics whose leak fails the test, in probe order (the first is the one sampled
+        #: for the phase table and charts).
+        self.judged_metrics: list[str] = []
+        #: Metrics judged at most suspicious, each with why it does not decide.
+        self.secondary_metrics: dict[str, str] = {}
+        #: Every metric read, by name: its label, unit and noise for the verdict.
+        self.metric_table: dict[str, Metric] = {}
+        for probe in self.probes:
+            for metric in probe.metrics:
+                self.metric_table[metric.name] = metric
+                if metric.name in probe.judged:
+                    self.judged_metrics.append(metric.name)
+                elif metric.name not in probe.recorded:
+                    self.secondary_metrics[metric.name] = probe.secondary_reason
+        first = self.probes[0].metrics[0].name if self.probes else ""
+        self.sample_metric = self.judged_metrics[0] if self.judged_metrics else first
+        self._started: list[Probe] = []
+
+    @property
+    def heap(self) -> PythonHeap | None:
+        """The traced Python heap (in process, once started): the attribution pass's."""
+        for probe in self._started:
+            if isinstance(probe, PythonHeapProbe):
+                return probe.heap
+        return None
+
+    def start(self) -> None:
+        for probe in self.probes:
+            try:
+                probe.start(self.service)
+            except BaseException:
+                self.stop()
+                raise
+            self._started.append(probe)
+        self.harness["rss_start"] = own_rss()
+
+    def stop(self) -> None:
+        self.harness["rss_end"] = own_rss()
+        while self._started:
+            self._started.pop().stop()
+
+    def sample(self) -> dict[str, float]:
+        """What the sampler reads: the judged metric too, so the phase table and the charts
+        show the figure the verdict used (USS out of process, the heap in process)."""
+        values: dict[str, float] = {}
+        for probe in self.probes:
+            values.update(probe.read())
+        return values
+
+    def floor(self) -> dict[str, float]:
+        """Each metric's lowest of a few reads, nothing in flight (in process: garbage
+        collected first)."""
+        if not self.probes:
+            return {}
+        if self.service.in_process:
+            settle_in_process()
+        return read_floor([probe.read for probe in self.probes])
