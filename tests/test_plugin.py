@@ -442,10 +442,11 @@ def test_bad_calls_are_clear_errors(soak_project: pytest.Pytester, call: str, me
 
 def test_readme_documents_every_option_ini_key_and_marker_key() -> None:
     """The README's tables are written by hand; the vocabulary lives in one table each
-    (``plugin.OPTIONS``, ``plugin.INI_ONLY``, ``settings.MARKERS``): none may go missing."""
+    (``plugin.options.OPTIONS``, ``plugin.options.INI_ONLY``, ``settings.MARKERS``): none may
+    go missing."""
     from pathlib import Path
 
-    from pytest_soak.plugin import INI_ONLY, OPTIONS
+    from pytest_soak.plugin.options import INI_ONLY, OPTIONS
     from pytest_soak.settings import MARKER_KEYS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
