@@ -35,12 +35,15 @@ from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.driver.run import Run
 from pytest_soak.probes import Metric, PhaseExtremes, Site, metric_named
 
-Verdict = Literal["ok", "inconclusive", "suspicious", "leak", "regression", "error"]
+Verdict = Literal["ok", "suspicious", "inconclusive", "leak", "regression", "error"]
 #: Verdicts from best to worst; ``regression`` is given by the baseline comparison.
+#: ``inconclusive`` (a narrow miss of the leak rule: extra cycles are replayed) is nearer a leak
+#: than ``suspicious`` (grew, but not as a leak does), so a judged metric's narrow miss is never
+#: hidden behind a secondary metric's growth.
 VERDICT_ORDER: tuple[Verdict, ...] = (
     "ok",
-    "inconclusive",
     "suspicious",
+    "inconclusive",
     "leak",
     "regression",
     "error",
@@ -518,7 +521,7 @@ def analyze(
         if series is None:
             continue
         judgement = judge_metric(table.get(metric) or metric, series, requests, limits)
-        if metric in secondary and judgement.verdict == "leak":
+        if metric in secondary and judgement.verdict in ("leak", "inconclusive"):
             judgement = _demoted(judgement, secondary[metric])
         judgements.append(judgement)
     primary_metric = metrics[0] if metrics else sample_metric

@@ -240,3 +240,35 @@ def test_growth_that_falls_cycle_after_cycle_is_not_a_leak() -> None:
     rng = random.Random(11)
     steady = [900 * KiB + k * 10.8 * KiB + rng.uniform(-1.5, 1.5) * KiB for k in range(9)]
     assert judge_metric("heap", steady, XS, Limits()).verdict == "leak"
+
+
+def test_a_judged_narrow_miss_is_not_hidden_behind_secondary_growth() -> None:
+    """Datasette in process with 64 KiB kept per cycle (two leaking requests of ~296): the heap
+    grew in every cycle, two of them by less than its step noise; RSS (secondary) grew in one
+    big step. The heap's narrow miss decides (extra cycles are replayed), not RSS's growth."""
+    from pytest_soak.analysis import analyze
+
+    size = 296
+    heap, rss = [40 * MiB, 52 * MiB], [180 * MiB, 196 * MiB]  # before load, end of the warm-up
+    for delta in (95.2, 93.4, 91.2, 33.6, 51.8, 94.9, 71.8, 36.7):  # measured, KiB
+        heap.append(heap[-1] + delta * KiB)
+    for delta in (260, 188, 1060, -8, 32, 44, 384, -72):  # measured, KiB
+        rss.append(rss[-1] + delta * KiB)
+    analysis = analyze(
+        _run_with_cycles(9, size),  # type: ignore[arg-type]
+        [{"heap": h, "rss": r} for h, r in zip(heap, rss, strict=True)],
+        cycle_spans=[(k, k + 1) for k in range(9)],
+        cycle_requests=size,
+        warmup_cycles=1,
+        measured_cycles=8,
+        metrics=["heap"],
+        secondary={"rss": "in process, RSS includes the harness"},
+        limits=Limits(),
+        extremes={},
+        sample_metric="heap",
+    )
+    by_metric = {j.metric: j.verdict for j in analysis.judgements}
+    assert by_metric == {"heap": "inconclusive", "rss": "suspicious"}
+    assert analysis.verdict == "inconclusive"
+    assert analysis.metric == "heap"
+    assert analysis.reason.startswith("Python heap (tracemalloc) trends up")
