@@ -1,18 +1,30 @@
 """How small a leak does quick mode find? Runs the real verdict on services that leak a known
 number of bytes per request, in process (Python heap) and served (native malloc, RSS/USS).
 
-    python benchmarks/leak_sensitivity.py [--duration 60] [--out docs/leak-sensitivity.txt]
+    python benchmarks/leak_sensitivity.py [--duration 60] [--spike-only | --no-spike]
+        [--in-process-only] [--spike-sizes 0 32 ...] [--spike-native-sizes 0 2048 ...]
+        [--out docs/leak-sensitivity.txt]
 
 Each row is one full soak run: the `spike-at-8am` profile at peak 150 req/s compressed into
 ``--duration`` seconds (quick mode: 60 s), replaying 400 distinct requests in a loop.
+
+The "spike only" rows leak only under the spike's concurrency: the service answers after
+50 ms and leaks its bytes only while more than 6 requests are in flight (itself included).
+Open-model arrivals at 150 req/s (the spike) keep about 7.5 in flight, at 90 req/s (the rest of
+the day at its busiest) about 4.5. Measured (in process, 9 cycles, in flight at each arrival):
+the spike's requests 1-5: 82, 6: 10, 7: 14, 8: 290, 9-10: 10; the rest 1-4: 664, 5: 1,572,
+6: 17, 7-10: 15 (a scheduling stall on the busy machine). Their "leak B/req" is per leaking
+request; the reason is prefixed with the share of the soak's requests that leaked.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +37,13 @@ from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
 
 IN_PROCESS_SIZES = (0, 8, 16, 32, 64, 128)
 NATIVE_SIZES = (0, 256, 512, 1024, 2048)
+SPIKE_SIZES = (0, 32, 64, 128, 256)
+SPIKE_NATIVE_SIZES = (0, 2048, 4096, 8192)
+#: The spike-only services answer after this long and leak while more than ``SPIKE_IN_FLIGHT``
+#: requests are in flight (see the docstring for the measured counts).
+SPIKE_LATENCY = 0.05
+SPIKE_IN_FLIGHT = 6
+STATS_PATH = "/_leak_stats"
 
 NATIVE_SERVICE = textwrap.dedent(
     """
@@ -47,6 +66,43 @@ NATIVE_SERVICE = textwrap.dedent(
     """
 )
 
+SPIKE_NATIVE_SERVICE = textwrap.dedent(
+    """
+    import asyncio, ctypes, ctypes.util, os
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    SIZE = int(os.environ["LEAK_BYTES"])
+    LATENCY = float(os.environ["LEAK_LATENCY"])
+    IN_FLIGHT = int(os.environ["LEAK_IN_FLIGHT"])
+    STATS = os.environ["LEAK_STATS_PATH"]
+    counts = {"in_flight": 0, "requests": 0, "leaked": 0}
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if scope["path"] == STATS:
+            body = f"{counts['requests']} {counts['leaked']}".encode()
+        else:
+            counts["requests"] += 1
+            counts["in_flight"] += 1
+            try:
+                if counts["in_flight"] > IN_FLIGHT:
+                    counts["leaked"] += 1
+                    if SIZE:
+                        pointer = libc.malloc(SIZE)
+                        libc.memset(pointer, 1, SIZE)  # touched: it counts in RSS
+                await asyncio.sleep(LATENCY)
+            finally:
+                counts["in_flight"] -= 1
+            body = b"ok"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": body})
+    """
+)
+
 
 def python_leak_app(bytes_per_request: int):  # type: ignore[no-untyped-def]
     """A raw ASGI app whose one buffer grows by exactly ``bytes_per_request`` per request."""
@@ -62,6 +118,54 @@ def python_leak_app(bytes_per_request: int):  # type: ignore[no-untyped-def]
     return app
 
 
+def spike_leak_app(bytes_per_request: int):  # type: ignore[no-untyped-def]
+    """A raw ASGI app that answers after ``SPIKE_LATENCY`` and extends its one buffer by
+    ``bytes_per_request`` only while more than ``SPIKE_IN_FLIGHT`` requests are in flight;
+    ``app.counts`` says how many requests it saw and how many leaked."""
+    kept = bytearray()
+    counts = {"in_flight": 0, "requests": 0, "leaked": 0}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        counts["requests"] += 1
+        counts["in_flight"] += 1
+        try:
+            if counts["in_flight"] > SPIKE_IN_FLIGHT:
+                counts["leaked"] += 1
+                kept.extend(b"x" * bytes_per_request)
+            await asyncio.sleep(SPIKE_LATENCY)
+        finally:
+            counts["in_flight"] -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app.counts = counts  # type: ignore[attr-defined]
+    return app
+
+
+def served_counts(served: ServedProcess) -> tuple[int, int]:
+    """(requests, leaked) as the served spike-only service counted them."""
+    with urllib.request.urlopen(served.url + STATS_PATH, timeout=5) as answer:
+        requests, leaked = answer.read().split()
+    return int(requests), int(leaked)
+
+
+def share_note(result, leaked: int) -> str:  # type: ignore[no-untyped-def]
+    """The share of the soak's requests that leaked, beside the spike phase's share, and (in
+    process, after a leak) how many sites the attribution pass found: it replays 4 requests at
+    a time, below the spike's concurrency."""
+    sent = sum(phase.sent for phase in result.run.phases)
+    spike = sum(phase.sent for phase in result.run.phases if phase.name == "spike")
+    sites = f"; {len(result.analysis.sites)} sites attributed" if result.analysis.sites else ""
+    if result.analysis.attribution_requests and not result.analysis.sites:
+        sites = "; no site attributed"
+    return (
+        f"[leaked in {leaked}/{sent} requests ({100 * leaked / max(sent, 1):.1f}%); "
+        f"spike phase {100 * spike / max(sent, 1):.1f}%{sites}] "
+    )
+
+
 def traffic() -> Traffic:
     return Traffic(tuple(Exchange(i * 0.01, "GET", f"/item/i{i:06d}") for i in range(400)))
 
@@ -69,6 +173,14 @@ def traffic() -> Traffic:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0)
+    rows_wanted = parser.add_mutually_exclusive_group()
+    rows_wanted.add_argument(
+        "--spike-only", action="store_true", help="only the rows that leak under the spike"
+    )
+    rows_wanted.add_argument("--no-spike", action="store_true", help="skip those rows")
+    parser.add_argument("--in-process-only", action="store_true", help="skip the served rows")
+    parser.add_argument("--spike-sizes", type=int, nargs="+", default=SPIKE_SIZES)
+    parser.add_argument("--spike-native-sizes", type=int, nargs="+", default=SPIKE_NATIVE_SIZES)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     settings = resolve(
@@ -78,26 +190,45 @@ def main() -> None:
         f"{'target':<22}{'leak B/req':>11}  {'verdict':<13}{'estimate B/req':>15}  {'growth':>12}  reason"
     ]
 
-    def record(kind: str, size: int, result) -> None:  # type: ignore[no-untyped-def]
+    def record(kind: str, size: int, result, note: str = "") -> None:  # type: ignore[no-untyped-def]
         primary = result.analysis.primary
         estimate = primary.slope if primary else 0.0
         growth = primary.growth if primary else 0.0
         rows.append(
-            f"{kind:<22}{size:>11}  {result.verdict:<13}{estimate:>15.1f}  {growth / 1024:>9.1f} KiB  {result.reason[:90]}"
+            f"{kind:<22}{size:>11}  {result.verdict:<13}{estimate:>15.1f}  {growth / 1024:>9.1f} KiB  {note}{result.reason[:90]}"
         )
         print(rows[-1], flush=True)
 
     print(rows[0], flush=True)
-    for size in IN_PROCESS_SIZES:
-        record(
-            "in process (heap)",
-            size,
-            run_soak(python_leak_app(size), traffic(), settings, check=False),
+    if not args.spike_only:
+        for size in IN_PROCESS_SIZES:
+            record(
+                "in process (heap)",
+                size,
+                run_soak(python_leak_app(size), traffic(), settings, check=False),
+            )
+    if not args.no_spike:
+        for size in args.spike_sizes:
+            app = spike_leak_app(size)
+            result = run_soak(app, traffic(), settings, check=False)
+            record("spike only (heap)", size, result, share_note(result, app.counts["leaked"]))
+    if not args.in_process_only:
+        run_served(args, settings, record)
+    if args.out:
+        stamp = time.strftime("%Y-%m-%d")
+        args.out.write_text(
+            f"# leak_sensitivity.py {' '.join(sys.argv[1:])}  ({stamp})\n" + "\n".join(rows) + "\n"
         )
+
+
+def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ignore[no-untyped-def]
+    """The served rows: uvicorn apps that leak native memory (USS judged)."""
     script = HERE / "_native_service.py"
     script.write_text(NATIVE_SERVICE)
+    spike_script = HERE / "_spike_native_service.py"
+    spike_script.write_text(SPIKE_NATIVE_SERVICE)
     try:
-        for size in NATIVE_SIZES:
+        for size in () if args.spike_only else NATIVE_SIZES:
             served = ServedProcess(
                 [sys.executable, "-m", "uvicorn", "_native_service:app", "--port", "{port}",
                  "--log-level", "warning"],
@@ -109,15 +240,23 @@ def main() -> None:
                 )
             finally:
                 served.stop()
+        for size in () if args.no_spike else args.spike_native_sizes:
+            served = ServedProcess(
+                [sys.executable, "-m", "uvicorn", "_spike_native_service:app", "--port", "{port}",
+                 "--log-level", "warning"],
+                env={"LEAK_BYTES": str(size), "LEAK_LATENCY": str(SPIKE_LATENCY),
+                     "LEAK_IN_FLIGHT": str(SPIKE_IN_FLIGHT), "LEAK_STATS_PATH": STATS_PATH},
+                ready="/", cwd=HERE,
+            )  # fmt: skip
+            try:
+                result = run_soak(served, traffic(), settings, check=False)
+                _, leaked = served_counts(served)
+                record("spike only (native)", size, result, share_note(result, leaked))
+            finally:
+                served.stop()
     finally:
         script.unlink(missing_ok=True)
-    if args.out:
-        stamp = time.strftime("%Y-%m-%d")
-        args.out.write_text(
-            f"# leak_sensitivity.py --duration {args.duration:g}  ({stamp})\n"
-            + "\n".join(rows)
-            + "\n"
-        )
+        spike_script.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
