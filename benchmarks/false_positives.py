@@ -39,8 +39,8 @@ sys.path.insert(0, str(HERE))
 import healthy_apps  # noqa: E402
 
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
+from pytest_soak.engine import run_soak  # noqa: E402
 from pytest_soak.files import write_atomic  # noqa: E402
-from pytest_soak.runner import run_soak  # noqa: E402
 from pytest_soak.settings import resolve  # noqa: E402
 from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
 

@@ -42,8 +42,8 @@ sys.path.insert(0, str(HERE))
 
 import healthy_apps  # noqa: E402
 
+from pytest_soak.engine import run_soak  # noqa: E402
 from pytest_soak.isolation import isolate  # noqa: E402
-from pytest_soak.runner import run_soak  # noqa: E402
 from pytest_soak.settings import resolve  # noqa: E402
 from pytest_soak.traffic import Exchange, Traffic, load_traffic  # noqa: E402
 

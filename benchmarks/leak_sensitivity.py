@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
-from pytest_soak.runner import run_soak  # noqa: E402
+from pytest_soak.engine import run_soak  # noqa: E402
 from pytest_soak.settings import resolve  # noqa: E402
 from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
 

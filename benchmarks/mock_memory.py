@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "mocks"))
 
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
+from pytest_soak.engine import run_soak  # noqa: E402
 from pytest_soak.mocks import Chaos, MockSet  # noqa: E402
-from pytest_soak.runner import run_soak  # noqa: E402
 from pytest_soak.settings import resolve  # noqa: E402
 from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
 from pytest_soak.units import format_bytes, parse_size  # noqa: E402

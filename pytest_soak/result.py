@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_soak.analysis import FAILING_VERDICTS, Analysis, Verdict
-from pytest_soak.driver.run import Run
+from pytest_soak.driver.records import Run
 
 __all__ = ["FAILING_VERDICTS", "SoakResult"]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from pytest_soak.baselines import BaselineContext, apply_baseline
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allowed
+from pytest_soak.engine import run_soak
 from pytest_soak.errors import SoakError, SoakFailure
 from pytest_soak.isolation import isolate, repro_path
 from pytest_soak.result import SoakResult
-from pytest_soak.runner import run_soak
 from pytest_soak.settings import Settings
 from pytest_soak.traffic import Traffic, load_traffic
 

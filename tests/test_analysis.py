@@ -9,13 +9,8 @@ import random
 
 import pytest
 
-from pytest_soak.analysis import (
-    FLATTENING,
-    P_LIMIT,
-    Limits,
-    MetricJudgement,
-    judge_metric,
-)
+from pytest_soak.analysis import Limits, MetricJudgement, judge_metric
+from pytest_soak.analysis.rule import FLATTENING, P_LIMIT
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -132,7 +127,7 @@ def test_growth_in_steps_counts_when_every_pair_of_cycles_grew() -> None:
         floors.append(floors[-1] + delta * KiB)
     judged = judge_metric("heap", floors, XS, Limits())
     assert judged.cycles_grown == 6
-    # Over 8 cycles that is a narrow miss: the runner replays 4 extra cycles ...
+    # Over 8 cycles that is a narrow miss: the engine replays 4 extra cycles ...
     assert judged.verdict == "inconclusive"
     assert "in every pair of cycles: growth in steps?" in judged.reason
     # ... and over 12, growth in steps counts as growth in every cycle.
@@ -169,7 +164,7 @@ def test_one_flat_cycle_is_inconclusive_two_are_suspicious() -> None:
     judged = judge_metric("rss", floors, XS, Limits())
     assert _conditions(judged) == {"trend": True, "size": True, "steady": True, "every": False}
     assert judged.cycles_grown == 7
-    assert judged.verdict == "inconclusive"  # the runner replays extra cycles before judging
+    assert judged.verdict == "inconclusive"  # the engine replays extra cycles before judging
     floors[7:] = [f - 600 * KiB for f in floors[7:]]  # and cycle 7 neither
     assert judge_metric("rss", floors, XS, Limits()).verdict == "suspicious"
 
@@ -177,7 +172,7 @@ def test_one_flat_cycle_is_inconclusive_two_are_suspicious() -> None:
 def _run_with_cycles(cycles: int, size: int, continuation_at: int | None = None) -> object:
     """A Run of ``cycles`` cycles of one phase, with a floor before any load and at each
     cycle end; a continuation (more cycles) re-reads a floor where it starts."""
-    from pytest_soak.driver.run import Checkpoint, PhaseStats, Run
+    from pytest_soak.driver.records import Checkpoint, PhaseStats, Run
 
     run = Run("t", "constant", 10.0, 1.0, cycles * size, [PhaseStats("steady", 0, 1.0, size)])
     run.phases[0].sent = cycles * size

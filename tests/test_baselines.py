@@ -28,10 +28,10 @@ from pytest_soak.baselines import (
     compare,
     traffic_fingerprint,
 )
-from pytest_soak.driver.run import Checkpoint
+from pytest_soak.driver.records import Checkpoint
+from pytest_soak.engine import run_soak
 from pytest_soak.errors import BaselineError, SoakError
 from pytest_soak.result import SoakResult
-from pytest_soak.runner import run_soak
 from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import load_traffic
 from tests.apps.services import wsgi_app

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_soak.cycles import plan_cycles
 from pytest_soak.driver.targets import ServedProcess, UrlTarget, free_loopback_port
+from pytest_soak.engine import run_soak
 from pytest_soak.errors import DriverError, ProfileError
 from pytest_soak.profiles import Profile
-from pytest_soak.runner import plan_cycles, run_soak
 from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import Exchange, Traffic
 

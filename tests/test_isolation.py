@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_soak.analysis import Limits, judge_metric
+from pytest_soak.cycles import MIN_REQUESTS_PER_CYCLE
+from pytest_soak.engine import run_soak
 from pytest_soak.isolation import (
     REDACTED,
     Exhausted,
@@ -33,7 +35,6 @@ from pytest_soak.isolation.trials import (
     measured_cycle,
     visibility_scale,
 )
-from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, run_soak
 from pytest_soak.settings import resolve
 from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
 from pytest_soak.traffic.variations import candidates

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_soak.driver.clients import Client, SendFailure
-from pytest_soak.driver.run import STATUS_CLASSES, Checkpoint, PhaseStats, Run
+from pytest_soak.driver.records import STATUS_CLASSES, Checkpoint, PhaseStats, Run
 from pytest_soak.driver.targets import Target
 from pytest_soak.errors import DriverError
 from pytest_soak.traffic.model import Exchange

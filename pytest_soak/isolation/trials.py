@@ -1,6 +1,6 @@
 """Trials: each replay of a subset of the traffic is a full soak run, judged by the same rule.
 
-A *trial* is ``runner.run_soak`` on part of the **measured cycle** — the requests every cycle of
+A *trial* is ``engine.run_soak`` on part of the **measured cycle** — the requests every cycle of
 the run that found the leak replayed (``measured_cycle``): those of some endpoints, of one kind of
 request, or mutated ones, in the cycle's order. It has the warm-up cycle, the measured cycles
 and, when the verdict narrowly misses, the extra cycles, exactly as the run that found the leak.
@@ -42,10 +42,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_soak.cycles import MIN_REQUESTS_PER_CYCLE, plan_cycles
+from pytest_soak.engine import run_soak
 from pytest_soak.errors import SoakError
 from pytest_soak.isolation.search import Exhausted
 from pytest_soak.probes import METRICS
-from pytest_soak.runner import MIN_REQUESTS_PER_CYCLE, plan_cycles, run_soak
 from pytest_soak.traffic.cycle import CycleChoice
 from pytest_soak.traffic.model import Exchange, Traffic
 
@@ -87,7 +88,7 @@ class Trial:
 
 
 def measured_cycle(traffic: Traffic, settings: Settings) -> CycleChoice:
-    """The requests every cycle of the measured run replayed (``runner.plan_cycles`` is
+    """The requests every cycle of the measured run replayed (``cycles.plan_cycles`` is
     deterministic: the same traffic and settings give the same cycle)."""
     return plan_cycles(traffic, settings).choice
 

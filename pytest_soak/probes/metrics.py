@@ -1,7 +1,7 @@
 """What a measured figure is: ``Metric`` (its label, unit and noise), and the built-in ones.
 
 A probe names the metrics it reads (``Probe.metrics``); the leak rule judges a metric's floors
-against its noise (``analysis.judge_metric``), and the reports label and format it by its unit.
+against its noise (``analysis.rule.judge_metric``), and the reports label and format it by its unit.
 """
 
 from __future__ import annotations

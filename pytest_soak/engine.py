@@ -1,0 +1,232 @@
+"""The engine: one soak, end to end — target + traffic + settings -> ``SoakResult``.
+
+It only composes: plan the cycles (``cycles``), replay them (``driver.replay``) with the probes
+beside (``probes``), judge (``analysis``), attribute (``attribution``), and gather it all into a
+``SoakResult``. This is the only place where the driver, the probes and the analysis meet. A
+verdict that narrowly misses (``inconclusive``) gets a bounded number of extra cycles before it
+is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_soak.analysis import Analysis, Limits, analyze
+from pytest_soak.attribution import ATTRIBUTE, attribute
+from pytest_soak.baselines import traffic_fingerprint
+from pytest_soak.cycles import CycleLedger, plan_cycles
+from pytest_soak.driver.clients import Client
+from pytest_soak.driver.records import Checkpoint, Run
+from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay
+from pytest_soak.driver.targets import ServedProcess, Target, as_target
+from pytest_soak.errors import DriverError, SoakFailure
+from pytest_soak.probes import FloorTable, ProbeSession, Sampler, Service
+from pytest_soak.result import SoakResult
+from pytest_soak.settings import Settings
+from pytest_soak.traffic.fresh_ids import freshen
+from pytest_soak.traffic.model import Exchange, Traffic
+
+#: Endpoints listed in a result (most frequent first): enough to see the traffic's mix.
+MAX_ENDPOINTS_REPORTED = 50
+
+
+def run_soak(
+    target: object,
+    traffic: Traffic,
+    settings: Settings,
+    *,
+    test_id: str = "",
+    check: bool = True,
+    attribution: bool = True,
+) -> SoakResult:
+    """Replay cycles of ``traffic`` against ``target`` shaped by ``settings``; judge memory.
+    ``attribution=False`` skips the attribution pass (isolation trials: only the verdict
+    counts)."""
+    resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
+    if not len(traffic):
+        raise DriverError(f"{traffic.path}: no exchanges to replay (after filters)")
+    if not resolved.pids():
+        raise DriverError(
+            f"{resolved.describe()}: no process to measure; pass pid= to soak.url(...)"
+        )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise DriverError(
+            "soak.run() was called inside a running event loop (an async test?); "
+            "call it from a plain (sync) test function: it runs its own loop"
+        )
+    plan = plan_cycles(traffic, settings)
+    planned = settings.warmup_cycles + settings.measured_cycles
+    session = probe_session(resolved, settings)
+    live = LiveState()
+    sampler = Sampler(  # extremes by the phase's position in a cycle: none made after cycle 1
+        session.sample,
+        lambda: live.phase,
+        settings.sample_interval,
+        paused=lambda: live.paused,
+    )
+    floors = FloorTable(1 + len(plan.boundaries) * (planned + settings.extra_cycles))
+    fresh = settings.ids == "fresh"
+
+    def exchanges_of(cycle: int) -> Sequence[Exchange]:
+        return freshen(plan.choice.exchanges, cycle) if fresh else plan.choice.exchanges
+
+    cycles = CycleLedger(plan)
+
+    def on_checkpoint(point: Checkpoint) -> None:
+        floors.store(session.floor())
+        cycles.note(point)
+
+    async def replay_cycles(first: int, count: int, client: Client) -> Run:
+        cycles.begin(first, count)
+        return await replay(
+            resolved,
+            exchanges_of(first),
+            plan.arrivals(count),
+            planned_requests=plan.size * count,
+            phases=plan_phases(plan.timeline, range(first, first + count)),
+            wall_seconds=plan.timeline.wall_seconds * count,
+            profile=plan.profile,
+            peak_rps=plan.peak_rps,
+            checkpoints=plan.checkpoints(count, first=True),
+            on_checkpoint=on_checkpoint,
+            config=ReplayConfig(concurrency=settings.concurrency),
+            live=live,
+            cycle_exchanges=exchanges_of if fresh else None,
+            client=client,
+        )
+
+    def judge(run: Run, measured: int) -> Analysis:
+        live.paused = True  # judging allocates: not the service's memory
+        return analyze(
+            run,
+            floors.rows(),
+            cycle_spans=cycles.spans(),
+            cycle_requests=plan.size,
+            warmup_cycles=settings.warmup_cycles,
+            measured_cycles=measured,
+            metrics=session.judged_metrics,
+            secondary=session.secondary_metrics,
+            metric_table=session.metric_table,
+            limits=Limits(settings.max_growth, settings.max_growth_per_request),
+            extremes=sampler.phases,
+            sample_metric=session.sample_metric,
+        )
+
+    async def drive() -> tuple[Run, Analysis, str]:
+        await resolved.before_run()
+        config = ReplayConfig(concurrency=settings.concurrency)
+        client = await resolved.open_client(config.concurrency, config.request_timeout)
+        try:
+            run = await replay_cycles(0, planned, client)
+            analysis = judge(run, settings.measured_cycles)
+            extra = ""
+            more = settings.extra_cycles and not run.aborted and not run.unsent
+            if analysis.verdict == "inconclusive" and more:
+                started = time.monotonic()
+                live.paused = False
+                run.absorb(await replay_cycles(planned, settings.extra_cycles, client))
+                analysis = judge(run, settings.measured_cycles)
+                extra = (
+                    f"inconclusive after {settings.measured_cycles} measured cycles: "
+                    f"{settings.extra_cycles} extra cycles replayed "
+                    f"(+{time.monotonic() - started:.1f}s), then judged on all "
+                    f"{settings.measured_cycles + settings.extra_cycles}"
+                )
+            sampler.stop()
+            wanted = attribution and analysis.verdict in ATTRIBUTE
+            if session.heap is not None and wanted and not run.aborted:
+                sites, replayed = await attribute(
+                    resolved,
+                    [exchanges_of(planned + settings.extra_cycles + k) for k in range(3)],
+                    session.heap,
+                )
+                analysis = dataclasses.replace(analysis, sites=sites, attribution_requests=replayed)
+            return run, analysis, extra
+        finally:
+            await client.aclose()
+            await resolved.after_run()
+
+    import scipy.stats  # noqa: F401  (the verdict's statistics: loaded before any sample)
+
+    session.start()
+    sampler.start()
+    try:
+        run, analysis, extra = asyncio.run(drive())
+    finally:
+        sampler.stop()
+        session.stop()
+    if extra:
+        analysis = dataclasses.replace(analysis, notes=(*analysis.notes, extra))
+    result = SoakResult(
+        test_id=test_id,
+        verdict=analysis.verdict,
+        reason=analysis.reason,
+        mode=settings.mode,
+        settings=_settings_summary(settings),
+        run=run,
+        analysis=analysis,
+        floors=floors.rows(),
+        samples=list(sampler.series.points),
+        harness=session.harness,
+        traffic={
+            "path": traffic.path,
+            "format": traffic.format,
+            "exchanges": len(traffic),
+            "skipped": len(traffic.skipped),
+            "fingerprint": traffic_fingerprint((e.method, e.target, e.body) for e in traffic),
+            "endpoints": dict(list(traffic.endpoints().items())[:MAX_ENDPOINTS_REPORTED]),
+            "cycle": {
+                **plan.choice.to_dict(),
+                "summary": plan.choice.describe(),
+                "wall_seconds": plan.timeline.wall_seconds,
+                "ids": settings.ids,
+            },
+        },
+        service_output=resolved.output_tail() if isinstance(resolved, ServedProcess) else "",
+    )
+    if check and result.failed:
+        raise SoakFailure(result.explain())
+    return result
+
+
+def probe_session(target: Target, settings: Settings) -> ProbeSession:
+    """The probes of a run against ``target``: the built-in ones that apply, then the test
+    suite's own (``settings.probes``, from the ``pytest_soak_probes`` hook)."""
+    service = Service(
+        in_process=target.in_process,
+        pids=tuple(target.pids()),
+        source_dirs=tuple(target.source_dirs()) if target.in_process else (),
+        tracemalloc_frames=settings.tracemalloc_frames,
+    )
+    return ProbeSession(service, settings.probes)
+
+
+def _settings_summary(settings: Settings) -> dict[str, Any]:
+    return {
+        "profile": settings.profile.name,
+        "peak_rps": settings.peak_rps,
+        "duration": settings.duration,
+        "mode": settings.mode,
+        "concurrency": settings.concurrency,
+        "max_growth": settings.max_growth,
+        "max_growth_per_request": settings.max_growth_per_request,
+        "seed": settings.seed,
+        "replay": settings.replay,
+        "ids": settings.ids,
+        "warmup_cycles": settings.warmup_cycles,
+        "measured_cycles": settings.measured_cycles,
+        "extra_cycles": settings.extra_cycles,
+        **(
+            {"speed": settings.speed, "max_gap": settings.max_gap}
+            if settings.replay == "recorded"
+            else {}
+        ),
+    }
