@@ -11,7 +11,7 @@ from pytest_soak.probes import metric_named
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
 if TYPE_CHECKING:
-    from pytest_soak.result import SoakResult
+    from pytest_soak.report.subject import ResultView
 
 
 def _size(value: float | None, metric: str, *, signed: bool = False) -> str:
@@ -23,7 +23,7 @@ def _size(value: float | None, metric: str, *, signed: bool = False) -> str:
     return f"{sign}{value:,.0f}"
 
 
-def render_explanation(result: SoakResult) -> str:
+def render_explanation(result: ResultView) -> str:
     lines = [f"soak verdict: {result.verdict.upper()} — {result.reason}"]
     if result.baseline.get("message") and result.baseline["message"] not in result.reason:
         lines.append(f"  baseline: {result.baseline['message']}")
@@ -85,7 +85,7 @@ def render_explanation(result: SoakResult) -> str:
     return "\n".join(lines)
 
 
-def _limit_lines(primary: MetricJudgement, result: SoakResult) -> list[str]:
+def _limit_lines(primary: MetricJudgement, result: ResultView) -> list[str]:
     metric = primary.metric
     label = metric_named(metric).label
     per_request_limit = result.settings.get("max_growth_per_request")
@@ -220,7 +220,7 @@ def _worst_phase(phases: tuple[PhaseSummary, ...]) -> PhaseSummary | None:
     return max(grown, key=lambda p: p.floor_growth) if grown else None
 
 
-def render_phase_table(result: SoakResult) -> list[str]:
+def render_phase_table(result: ResultView) -> list[str]:
     phases = result.analysis.phases
     if not phases:
         return []
@@ -251,7 +251,7 @@ def render_phase_table(result: SoakResult) -> list[str]:
     return format_table(rows)
 
 
-def render_cycles(result: SoakResult) -> list[str]:
+def render_cycles(result: ResultView) -> list[str]:
     """One line: each cycle's floor growth of the judged metric, warm-up and extras marked."""
     cycles = result.analysis.cycles
     if not cycles:
@@ -264,7 +264,7 @@ def render_cycles(result: SoakResult) -> list[str]:
     return ["", f"{metric_named(metric).label} growth by cycle: " + ", ".join(parts)]
 
 
-def render_errors(result: SoakResult) -> list[str]:
+def render_errors(result: ResultView) -> list[str]:
     """Requests without a good answer, by phase and kind, with the first example of each phase."""
     failing = [p for p in result.analysis.phases if p.error_kinds]
     if not failing:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_soak.files import write_atomic
 
 if TYPE_CHECKING:
-    from pytest_soak.result import SoakResult
+    from pytest_soak.report.subject import ResultView
 
 #: 2: identical load cycles (``cycles``, ``cycle_requests``, ``traffic.cycle``); judgements
 #: carry ``grew_every_cycle``, ``step_noise`` and ``trend_growth``; ``growth_bytes`` is the one
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 
 
-def result_to_dict(result: SoakResult) -> dict[str, Any]:
+def result_to_dict(result: ResultView) -> dict[str, Any]:
     run = result.run
     return {
         "test_id": result.test_id,
