@@ -11,18 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_soak.traffic import Exchange, RecordedResponse, Traffic, load_traffic
+from pytest_soak.traffic.families import FAMILIES, FAMILY_NAMES, body_shape, client_family
 from pytest_soak.traffic.mutations import KINDS, applicable, mutate
-from pytest_soak.traffic.variations import (
-    FAMILIES,
-    FAMILY_NAMES,
-    MAX_QUERY_PARAMETERS,
-    OTHERS,
-    body_shape,
-    candidates,
-    client_family,
-    request_kinds,
-    variations,
-)
+from pytest_soak.traffic.request_facts import MAX_QUERY_PARAMETERS, OTHERS
+from pytest_soak.traffic.variations import candidates, request_kinds, variations
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "webshop" / "traffic" / "shop.har"
 
