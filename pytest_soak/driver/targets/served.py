@@ -119,6 +119,10 @@ class ServedProcess(UrlTarget):
         return [self.process.pid]
 
     def output_tail(self, lines: int = 20) -> str:
+        """The last lines the service printed. Once it has exited, what it printed last is
+        read to the end first (on a busy machine the reader thread can lag behind the exit)."""
+        if self.process.poll() is not None and self._reader.is_alive():
+            self._reader.join(timeout=2)
         return "\n".join(list(self._output)[-lines:])
 
     def failure(self) -> str | None:
