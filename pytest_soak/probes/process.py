@@ -74,7 +74,25 @@ def own_rss() -> float:
     return float(psutil.Process(os.getpid()).memory_info().rss)
 
 
-class ServedProcessTreeProbe(Probe):
+class _ProcessTreeProbe(Probe):
+    """Memory of the service's processes as the OS counts it; subclasses say where, whether
+    children count, and whether USS is read."""
+
+    children = False
+    uss = False
+
+    def __init__(self) -> None:
+        self.tree: ProcessTree | None = None
+
+    def start(self, service: Service) -> None:
+        self.tree = ProcessTree(service.pids, children=self.children)
+
+    def read(self) -> dict[str, float]:
+        assert self.tree is not None, "read() before start()"
+        return self.tree.read(uss=self.uss)
+
+
+class ServedProcessTreeProbe(_ProcessTreeProbe):
     """A served service: the USS of its processes and all their children (pages no other
     process shares) decides; their RSS is secondary."""
 
@@ -83,32 +101,14 @@ class ServedProcessTreeProbe(Probe):
     metrics = (USS, RSS)
     judged = frozenset({"uss"})
     secondary_reason = "RSS counts pages shared with other processes; USS is judged"
-
-    def __init__(self) -> None:
-        self.tree: ProcessTree | None = None
-
-    def start(self, service: Service) -> None:
-        self.tree = ProcessTree(service.pids, children=True)
-
-    def read(self) -> dict[str, float]:
-        assert self.tree is not None, "read() before start()"
-        return self.tree.read(uss=True)
+    children = True
+    uss = True
 
 
-class InProcessRssProbe(Probe):
+class InProcessRssProbe(_ProcessTreeProbe):
     """An in-process service: the RSS of this process, secondary (the harness shares it)."""
 
     name = "process-rss"
     where = frozenset({IN_PROCESS})
     metrics = (RSS,)
     secondary_reason = "in process, RSS includes the harness"
-
-    def __init__(self) -> None:
-        self.tree: ProcessTree | None = None
-
-    def start(self, service: Service) -> None:
-        self.tree = ProcessTree(service.pids, children=False)
-
-    def read(self) -> dict[str, float]:
-        assert self.tree is not None, "read() before start()"
-        return self.tree.read()
