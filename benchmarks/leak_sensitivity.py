@@ -45,7 +45,8 @@ SPIKE_LATENCY = 0.05
 SPIKE_IN_FLIGHT = 6
 STATS_PATH = "/_leak_stats"
 
-NATIVE_SERVICE = textwrap.dedent(
+#: Both native services: libc's malloc/memset, and the bytes to leak from the environment.
+NATIVE_PRELUDE = textwrap.dedent(
     """
     import ctypes, ctypes.util, os
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
@@ -53,6 +54,11 @@ NATIVE_SERVICE = textwrap.dedent(
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
     SIZE = int(os.environ["LEAK_BYTES"])
+    """
+)
+
+NATIVE_SERVICE = NATIVE_PRELUDE + textwrap.dedent(
+    """
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -66,14 +72,9 @@ NATIVE_SERVICE = textwrap.dedent(
     """
 )
 
-SPIKE_NATIVE_SERVICE = textwrap.dedent(
+SPIKE_NATIVE_SERVICE = NATIVE_PRELUDE + textwrap.dedent(
     """
-    import asyncio, ctypes, ctypes.util, os
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    SIZE = int(os.environ["LEAK_BYTES"])
+    import asyncio
     LATENCY = float(os.environ["LEAK_LATENCY"])
     IN_FLIGHT = int(os.environ["LEAK_IN_FLIGHT"])
     STATS = os.environ["LEAK_STATS_PATH"]
