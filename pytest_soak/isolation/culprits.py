@@ -232,7 +232,7 @@ class _Isolation:
 
     def _stopped(self, why: str) -> str:
         budget = f"its budget ({MAX_TRIALS} trials, {self.limit:.0f}s)"
-        return f"{why}" if why.startswith("trial ") else f"{budget} is spent ({why})"
+        return why if why.startswith("trial ") else f"{budget} is spent ({why})"
 
     # -- a confirmed culprit ---------------------------------------------------------------
 
