@@ -205,6 +205,7 @@ def probe_session(target: Target, settings: Settings) -> ProbeSession:
         pids=tuple(target.pids()),
         source_dirs=tuple(target.source_dirs()) if target.in_process else (),
         tracemalloc_frames=settings.tracemalloc_frames,
+        ports=target.port_table(),
     )
     return ProbeSession(service, settings.probes)
 

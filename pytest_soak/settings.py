@@ -48,6 +48,7 @@ MARKERS: dict[str, str] = {
     "max_growth": "growth allowed over the measured cycles ('5MB')",
     "max_growth_per_request": "growth allowed per request ('64B')",
     "peak_rps": "requests per second at the profile's peak",
+    "probes": "more probes read beside the built-in ones: a list of probes or functions",
     "profile": "ramp profile: a built-in name or a Profile",
     "replay": "'profile' (paced by the profile) or 'recorded' (the recording's own gaps)",
     "seed": "seed of every random choice (chaos, mutations)",
@@ -80,8 +81,9 @@ class Settings:
     replay: str = "profile"
     speed: float = 1.0
     max_gap: float = DEFAULT_MAX_GAP
-    #: The test suite's own probes (``pytest_soak_probes``), read beside the built-in ones.
-    probes: tuple[Probe, ...] = ()
+    #: More probes read beside the built-in ones: ``probes=`` of the marker or ``soak.run``,
+    #: then the ``pytest_soak_probes`` hook's (a plain function is a one-metric probe).
+    probes: tuple[Probe | object, ...] = ()
 
 
 def parse_marker_kwargs(
@@ -186,7 +188,7 @@ def resolve(
         replay=replay,
         speed=speed,
         max_gap=max_gap,
-        probes=_probes(probe_lists),
+        probes=(*_given_probes(values.get("probes", ())), *_probes(probe_lists)),
     )
 
 
@@ -238,6 +240,15 @@ def _boolean(value: Any, name: str) -> bool:
 
 def _size_or_none(value: Any, name: str) -> float | None:
     return None if value is None else parse_size(value, name=name)
+
+
+def _given_probes(value: Any) -> tuple[object, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ProbeError(
+            f"probes={value!r} must be a list of probes (or functions returning a number), e.g. "
+            "probes=[prometheus('http://127.0.0.1:{port}/metrics', 'cache_bytes')]"
+        )
+    return tuple(value)
 
 
 def _probes(probe_lists: Iterable[Sequence[Probe]]) -> tuple[Probe, ...]:

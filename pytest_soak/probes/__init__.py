@@ -5,6 +5,7 @@ One concept a module:
 - ``metrics``: ``Metric`` (a figure's label, unit and noise) and the built-in ``METRICS``;
 - ``probe``: the ``Probe`` protocol and ``Service``, what a probe is told at the start of a run;
 - ``registry``: ``PROBES``, the built-in probes, and the checks every run's probes pass;
+- ``callables``: a plain function as a one-metric probe;
 - ``heap``: the Python heap (tracemalloc) and its probe; ``sites``: allocation sites;
 - ``process``: RSS/USS of a process tree (psutil) and its probes;
 - ``floors``: floors read at checkpoints; ``sampler``: the sampler thread;
@@ -15,6 +16,7 @@ Writing a probe: docs/probes.md.
 
 from __future__ import annotations
 
+from pytest_soak.probes.callables import CallableProbe, callable_probe
 from pytest_soak.probes.floors import FloorTable, settle_in_process
 from pytest_soak.probes.heap import PythonHeap
 from pytest_soak.probes.metrics import METRICS, Metric, metric_named
@@ -27,6 +29,7 @@ __all__ = [
     "IN_PROCESS",
     "METRICS",
     "SERVED",
+    "CallableProbe",
     "FloorTable",
     "Metric",
     "PhaseExtremes",
@@ -36,6 +39,7 @@ __all__ = [
     "Sampler",
     "Service",
     "Site",
+    "callable_probe",
     "metric_named",
     "settle_in_process",
 ]

@@ -18,8 +18,8 @@ other members have defaults when the class names ``Probe`` as its base.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from pytest_soak.probes.metrics import Metric
@@ -35,12 +35,14 @@ EVERYWHERE: frozenset[str] = frozenset({IN_PROCESS, SERVED})
 class Service:
     """The service a run measures, as a probe is told at ``start``: where it runs, the
     processes whose memory is its own (in process: this one), the folders of its own code
-    (allocation sites), and how deep tracemalloc traces during the run."""
+    (allocation sites), how deep tracemalloc traces during the run, and its loopback ports by
+    name (``""`` the traffic's, ``"admin"`` for ``{port:admin}``: ``pytest_soak.ports``)."""
 
     in_process: bool
     pids: tuple[int, ...]
     source_dirs: tuple[str, ...] = ()
     tracemalloc_frames: int = 1
+    ports: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def where(self) -> str:

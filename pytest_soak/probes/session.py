@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pytest_soak.probes.callables import as_probe
 from pytest_soak.probes.floors import read_floor, settle_in_process
 from pytest_soak.probes.heap import PythonHeap, PythonHeapProbe
 from pytest_soak.probes.metrics import Metric
@@ -20,13 +21,14 @@ from pytest_soak.probes.registry import PROBES, ProbeRegistry, check_probe, chec
 
 class ProbeSession:
     """The probes of one run of ``service``: the registered ones that apply, then ``extra``
-    (the ``pytest_soak_probes`` hook's) that apply. Raises ``ProbeError`` when one is not a
+    (``probes=`` of the marker or ``soak.run``, then the ``pytest_soak_probes`` hook's; a plain
+    function is a one-metric probe) that apply. Raises ``ProbeError`` when one is not a
     probe, or two share a name or a metric."""
 
     def __init__(
         self, service: Service, extra: Sequence[object] = (), registry: ProbeRegistry = PROBES
     ) -> None:
-        added = [check_probe(probe, "pytest_soak_probes") for probe in extra]
+        added = [check_probe(as_probe(probe), "probes=") for probe in extra]
         self.service = service
         self.probes: list[Probe] = [
             *registry.probes_for(service),

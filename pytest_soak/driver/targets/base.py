@@ -17,6 +17,11 @@ class Target:
     def pids(self) -> list[int]:
         return []
 
+    def port_table(self) -> dict[str, int]:
+        """The service's loopback ports by name (``""``: the traffic's; ``soak.serve`` names the
+        others after ``{port:NAME}``): what a probe's URL can name."""
+        return {}
+
     def failure(self) -> str | None:
         """Why the target can no longer serve (e.g. its process exited), or None."""
         return None

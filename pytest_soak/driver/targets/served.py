@@ -22,6 +22,7 @@ import httpx
 from pytest_soak.driver.targets.hosts import free_loopback_port
 from pytest_soak.driver.targets.url import UrlTarget
 from pytest_soak.errors import DriverError
+from pytest_soak.ports import MAIN, assign_ports, fill_ports
 
 _LIVE_PROCESSES: weakref.WeakSet[ServedProcess] = weakref.WeakSet()
 _OUTPUT_LINES = 200
@@ -63,15 +64,25 @@ class ServedProcess(UrlTarget):
                 f"command={argv!r}: program {program!r} was not found on PATH; install it in "
                 "this environment or give its full path"
             )
-        port = free_loopback_port()
+        given_env = dict(env or {})
+        #: The free loopback ports: the traffic's under ``""``, one per ``{port:NAME}``.
+        self.ports = assign_ports([*argv, *given_env.values()], free_loopback_port)
+        port = self.ports[MAIN]
         self.port = port
-        self.command = [arg.replace("{port}", str(port)) for arg in argv]
+        self.command = [fill_ports(arg, self.ports) for arg in argv]
         super().__init__(f"http://127.0.0.1:{port}")
         self.ready_path = ready
         self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         full_env = dict(os.environ)
         full_env.update({"PYTHONUNBUFFERED": "1", "SOAK_PORT": str(port)})
-        full_env.update(env or {})
+        full_env.update(
+            {
+                f"SOAK_PORT_{name.upper().replace('-', '_')}": str(p)
+                for name, p in self.ports.items()
+                if name
+            }
+        )
+        full_env.update({name: fill_ports(value, self.ports) for name, value in given_env.items()})
         try:
             self.process = subprocess.Popen(
                 _with_parent_death_signal(self.command),
@@ -117,6 +128,9 @@ class ServedProcess(UrlTarget):
 
     def pids(self) -> list[int]:
         return [self.process.pid]
+
+    def port_table(self) -> dict[str, int]:
+        return dict(self.ports)
 
     def output_tail(self, lines: int = 20) -> str:
         """The last lines the service printed. Once it has exited, what it printed last is

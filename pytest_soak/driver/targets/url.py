@@ -30,6 +30,16 @@ class UrlTarget(Target):
     def pids(self) -> list[int]:
         return list(self._pids)
 
+    def port_table(self) -> dict[str, int]:
+        parts = urlsplit(self.url)
+        try:
+            port = parts.port
+        except ValueError:
+            return {}
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        chosen = port if port is not None else default
+        return {"": chosen} if chosen is not None else {}
+
     async def open_client(self, concurrency: int, timeout: float) -> Client:
         parts = urlsplit(self.url)
         if parts.scheme == "http" and parts.hostname:
