@@ -1,7 +1,8 @@
-"""The attribution pass: in process, after a ``leak`` or ``inconclusive`` verdict, which
-allocation sites hold the growth, named with their function and source line. tracemalloc is
-restarted with deep tracebacks and the cycle replayed a few more times, a snapshot after each
-(docs/architecture.md; ``analysis.site_growth`` ranks the sites).
+"""The attribution pass: after a ``leak`` or ``inconclusive`` verdict, which allocation sites
+hold the growth, named with their function and source line. tracemalloc — in this process, or
+inside a served Python service through its agent — is restarted with deep tracebacks and the
+cycle replayed a few more times, a snapshot after each (docs/architecture.md;
+``analysis.site_growth`` ranks the sites).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pytest_soak.analysis import SiteGrowth, site_growth
 from pytest_soak.driver.replay import replay_closed
 from pytest_soak.driver.targets import Target
-from pytest_soak.probes import PythonHeap, Site, settle_in_process
+from pytest_soak.probes import Site, SiteSource
 from pytest_soak.traffic.model import Exchange
 
 #: Verdicts that get an attribution pass (in process: which allocation sites hold the growth);
@@ -32,7 +33,7 @@ ATTRIBUTION_CONCURRENCY = 32
 
 
 async def attribute(
-    target: Target, cycles: Sequence[Sequence[Exchange]], heap: PythonHeap
+    target: Target, cycles: Sequence[Sequence[Exchange]], heap: SiteSource
 ) -> tuple[tuple[SiteGrowth, ...], int]:
     """The attribution pass: restart tracemalloc with deep tracebacks, replay the cycle once
     (what it allocates once: imports, caches of its own keys), then ``ATTRIBUTION_CYCLES``
@@ -59,7 +60,7 @@ async def attribute(
                 concurrency=ATTRIBUTION_CONCURRENCY,
                 time_limit=left,
             )
-            settle_in_process()
+            heap.settle()
             snapshots.append(heap.sites()[0])
     finally:
         heap.restart(heap.frames)

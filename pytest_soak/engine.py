@@ -142,11 +142,12 @@ def run_soak(
                 )
             sampler.stop()
             wanted = attribution and analysis.verdict in ATTRIBUTE
-            if session.heap is not None and wanted and not run.aborted:
+            source = session.attribution()
+            if source is not None and wanted and not run.aborted:
                 sites, replayed = await attribute(
                     resolved,
                     [exchanges_of(planned + settings.extra_cycles + k) for k in range(3)],
-                    session.heap,
+                    source,
                 )
                 analysis = dataclasses.replace(analysis, sites=sites, attribution_requests=replayed)
             return run, analysis, extra
@@ -163,8 +164,9 @@ def run_soak(
     finally:
         sampler.stop()
         session.stop()
-    if extra:
-        analysis = dataclasses.replace(analysis, notes=(*analysis.notes, extra))
+    said = [*session.notes, *([extra] if extra else [])]
+    if said:
+        analysis = dataclasses.replace(analysis, notes=(*analysis.notes, *said))
     result = SoakResult(
         test_id=test_id,
         verdict=analysis.verdict,
@@ -206,6 +208,7 @@ def probe_session(target: Target, settings: Settings) -> ProbeSession:
         source_dirs=tuple(target.source_dirs()) if target.in_process else (),
         tracemalloc_frames=settings.tracemalloc_frames,
         ports=target.port_table(),
+        agent=target.agent_hub(),
     )
     return ProbeSession(service, settings.probes)
 

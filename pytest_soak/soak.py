@@ -91,9 +91,12 @@ class Soak:
         ready: str | None = "/health",
         cwd: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
+        agent: bool = True,
     ) -> ServedProcess:
-        """Start a service on a free loopback port (``{port}`` in the command is replaced),
-        wait until ``ready`` answers, and stop it with its children when the test ends."""
+        """Start a service on a free loopback port (``{port}`` in the command and ``env`` is
+        replaced; each ``{port:NAME}`` gets a port of its own, ``served.ports[NAME]``), wait
+        until ``ready`` answers, and stop it with its children when the test ends. A Python
+        service carries the agent (docs/probes.md) unless ``agent=False``."""
         __tracebackhide__ = True
         try:
             served = ServedProcess(
@@ -102,6 +105,7 @@ class Soak:
                 ready=ready,
                 cwd=cwd if cwd is not None else self.base_dir,
                 ready_timeout=timeout,
+                agent=agent,
             )
         except SoakError as exc:
             raise _fresh(exc) from None

@@ -283,11 +283,19 @@ def test_service_that_exits_at_start_is_a_clear_error_and_leaves_nothing(
     ]
 
 
-@pytest.mark.parametrize(("leak", "outcome"), [("1", "failed"), ("0", "passed")])
-def test_served_native_leak_is_found_by_rss(
-    soak_project: pytest.Pytester, leak: str, outcome: str
+@pytest.mark.parametrize(
+    ("leak", "agent", "outcome", "judged"),
+    [
+        ("1", True, "failed", "service heap (pymalloc + malloc, agent)"),
+        ("1", False, "failed", "USS"),
+        ("0", True, "passed", ""),
+    ],
+)
+def test_served_native_leak_is_found_by_the_agent_or_by_uss(
+    soak_project: pytest.Pytester, leak: str, agent: bool, outcome: str, judged: str
 ) -> None:
-    """A uvicorn service that leaks malloc'd memory tracemalloc cannot see."""
+    """A uvicorn service that leaks malloc'd memory tracemalloc cannot see: the agent's heap
+    counts malloc's in-use bytes; without the agent, USS finds it."""
     soak_project.makepyfile(
         test_native=_module(
             f"""
@@ -300,6 +308,7 @@ def test_served_native_leak_is_found_by_rss(
                     [sys.executable, "-m", "uvicorn", "apps.services:native_service",
                      "--port", "{{port}}", "--log-level", "warning"],
                     env={{"NATIVE_LEAK": "{leak}", "NATIVE_LEAK_BYTES": "8192"}},
+                    agent={agent},
                 )
                 soak.run(svc, replay_traffic("items.jsonl"))
             """
@@ -309,7 +318,7 @@ def test_served_native_leak_is_found_by_rss(
     result.assert_outcomes(**{outcome: 1})
     if outcome == "failed":
         result.stdout.fnmatch_lines(
-            ["*soak verdict: LEAK — USS grew in every one of * cycles*", "*served process*"]
+            [f"*soak verdict: LEAK — {judged} grew in every one of * cycles*", "*served process*"]
         )
 
 

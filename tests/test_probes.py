@@ -80,7 +80,7 @@ def test_a_metric_owns_its_noise_floor() -> None:
 def test_the_built_in_probes_that_apply_to_where_the_service_runs() -> None:
     assert [p.name for p in PROBES.probes_for(IN_THIS_PROCESS)] == ["python-heap", "process-rss"]
     served = Service(in_process=False, pids=(os.getpid(),))
-    assert [p.name for p in PROBES.probes_for(served)] == ["process-tree"]
+    assert [p.name for p in PROBES.probes_for(served)] == ["python-agent", "process-tree"]
     first, again = PROBES.probes_for(served)[0], PROBES.probes_for(served)[0]
     assert first is not again  # a fresh probe for every run
 
@@ -143,7 +143,7 @@ def test_an_in_process_session_judges_the_heap_and_reads_a_suites_probe_beside_i
     session.start()
     try:
         assert gauge.started == IN_THIS_PROCESS
-        assert session.heap is not None
+        assert session.attribution() is not None
         gauge.value = 7.0
         floor = session.floor()
         assert floor["level"] == 7.0
@@ -151,16 +151,18 @@ def test_an_in_process_session_judges_the_heap_and_reads_a_suites_probe_beside_i
         assert {"heap", "blocks", "gc0", "gc2", "rss", "level"} == set(session.sample())
     finally:
         session.stop()
-    assert session.heap is None
+    assert session.attribution() is None
     assert session.harness["rss_end"] > 0 and session.harness["rss_start"] > 0
 
 
-def test_a_served_session_judges_uss_and_keeps_rss_secondary() -> None:
+def test_a_served_session_without_an_agent_judges_uss_and_keeps_rss_secondary() -> None:
     session = ProbeSession(Service(in_process=False, pids=(os.getpid(),)))
-    assert session.judged_metrics == ["uss"]
-    assert list(session.secondary_metrics) == ["rss"]
+    assert session.judged_metrics == ["service_heap", "uss"]  # if an agent answers
     session.start()
     try:
+        assert session.judged_metrics == ["uss"]  # none: soak.url, or agent=False
+        assert list(session.secondary_metrics) == ["rss"]
+        assert session.notes == []  # nothing to say: the agent does not apply here
         floor = session.floor()
     finally:
         session.stop()

@@ -20,7 +20,14 @@ from pytest_soak.probes.callables import CallableProbe, callable_probe
 from pytest_soak.probes.floors import FloorTable, settle_in_process
 from pytest_soak.probes.heap import PythonHeap
 from pytest_soak.probes.metrics import METRICS, Metric, metric_named
-from pytest_soak.probes.probe import IN_PROCESS, SERVED, Probe, Service
+from pytest_soak.probes.probe import (
+    IN_PROCESS,
+    SERVED,
+    Probe,
+    ProbeUnavailable,
+    Service,
+    SiteSource,
+)
 from pytest_soak.probes.sampler import PhaseExtremes, Sampler
 from pytest_soak.probes.session import ProbeSession
 from pytest_soak.probes.sites import Site
@@ -35,10 +42,12 @@ __all__ = [
     "PhaseExtremes",
     "Probe",
     "ProbeSession",
+    "ProbeUnavailable",
     "PythonHeap",
     "Sampler",
     "Service",
     "Site",
+    "SiteSource",
     "callable_probe",
     "metric_named",
     "settle_in_process",

@@ -9,8 +9,9 @@ import sys
 import tracemalloc
 from collections.abc import Sequence
 
+from pytest_soak.probes.floors import settle_in_process
 from pytest_soak.probes.metrics import BLOCKS, GC0, GC2, HEAP
-from pytest_soak.probes.probe import IN_PROCESS, Probe, Service
+from pytest_soak.probes.probe import IN_PROCESS, Probe, Service, SiteSource
 from pytest_soak.probes.sites import Site, site_of
 
 
@@ -38,6 +39,9 @@ class PythonHeap:
         if self._owned:
             tracemalloc.stop()
             tracemalloc.start(frames)
+
+    def settle(self) -> None:
+        settle_in_process()
 
     def read(self) -> dict[str, float]:
         gen0, _gen1, gen2 = gc.get_count()
@@ -87,6 +91,12 @@ class PythonHeapProbe(Probe):
     def stop(self) -> None:
         if self.heap is not None:
             self.heap.stop()
+
+    def settle(self) -> None:
+        settle_in_process()
+
+    def attribution(self) -> SiteSource | None:
+        return self.heap
 
     def read(self) -> dict[str, float]:
         assert self.heap is not None, "read() before start()"

@@ -35,9 +35,18 @@ GC0 = Metric("gc0", "gc generation-0 count", "objects", 0.0, 0.0)
 GC2 = Metric("gc2", "gc generation-2 count", "collections", 0.0, 0.0)
 RSS = Metric("rss", "RSS", "bytes", MiB, 64 * KiB)
 USS = Metric("uss", "USS", "bytes", MiB, 64 * KiB)
+# Read by the agent inside a served Python service (probes/agent.py).
+SERVICE_HEAP = Metric(
+    "service_heap", "service heap (pymalloc + malloc, agent)", "bytes", 16 * KiB, KiB
+)
+PYMALLOC = Metric("pymalloc", "Python objects in pymalloc (agent)", "bytes", 16 * KiB, KiB)
+MALLOC = Metric("malloc", "malloc in use (agent)", "bytes", 16 * KiB, KiB)
+AGENT_OWN = Metric("agent_own", "the agent's own memory", "bytes", 0.0, 0.0)
 
 #: The built-in metrics by name: the one table of their labels, units and noise.
-METRICS: dict[str, Metric] = {m.name: m for m in (HEAP, BLOCKS, GC0, GC2, RSS, USS)}
+METRICS: dict[str, Metric] = {
+    m.name: m for m in (HEAP, BLOCKS, GC0, GC2, RSS, USS, SERVICE_HEAP, PYMALLOC, MALLOC, AGENT_OWN)
+}
 
 
 def metric_named(name: str) -> Metric:

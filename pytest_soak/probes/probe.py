@@ -13,7 +13,9 @@ a probe reads is a ``Metric``, and has one of three roles:
 - **recorded**: kept with the floors and samples, not judged (allocated blocks, gc counts).
 
 Writing one (docs/probes.md): a class with a ``name``, its ``metrics`` and ``read()``; the
-other members have defaults when the class names ``Probe`` as its base.
+other members have defaults when the class names ``Probe`` as its base. At a checkpoint every
+probe's ``settle`` runs first, then the reads; a probe with allocation sites gives the
+attribution pass its ``SiteSource``. ``start`` raising ``ProbeUnavailable`` leaves it out.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pytest_soak.agent import AgentHub
 from pytest_soak.probes.metrics import Metric
+from pytest_soak.probes.sites import Site
 
 #: The service is an ASGI or WSGI app called in this process.
 IN_PROCESS = "in-process"
@@ -43,10 +47,40 @@ class Service:
     source_dirs: tuple[str, ...] = ()
     tracemalloc_frames: int = 1
     ports: Mapping[str, int] = field(default_factory=dict)
+    #: The channel to the agents inside a served Python service (``soak.serve``), if any.
+    agent: AgentHub | None = None
 
     @property
     def where(self) -> str:
         return IN_PROCESS if self.in_process else SERVED
+
+
+class ProbeUnavailable(Exception):
+    """Raised by ``Probe.start`` when the probe cannot measure this run (no agent answered):
+    the run goes on without it. ``quiet``: nothing to say (it does not apply here at all);
+    otherwise the message is a note of the run."""
+
+    def __init__(self, message: str = "", *, quiet: bool = False) -> None:
+        super().__init__(message)
+        self.quiet = quiet
+
+
+class SiteSource(Protocol):
+    """What the attribution pass reads (``attribution.py``): memory held per allocation site,
+    traced with deep tracebacks for the pass only."""
+
+    #: The traceback depth of the measured run, restored after the pass (0: not traced).
+    frames: int
+
+    def restart(self, frames: int) -> None:
+        """Trace afresh with ``frames`` frames per traceback."""
+
+    def settle(self) -> None:
+        """Collect garbage and trim the allocator before a snapshot."""
+
+    def sites(self) -> tuple[dict[Site, int], int]:
+        """Bytes held now per site of the service, and the bytes the harness (or agent) holds."""
+        ...
 
 
 @runtime_checkable
@@ -75,6 +109,16 @@ class Probe(Protocol):
 
     def stop(self) -> None:
         """Called after the run's last reading, whatever happened (the default does nothing)."""
+        return None
+
+    def settle(self) -> None:
+        """Called at each checkpoint before the floor is read, nothing in flight: make the
+        figures settle (collect garbage, trim the allocator). The default does nothing."""
+        return None
+
+    def attribution(self) -> SiteSource | None:
+        """Where the attribution pass reads allocation sites, if this probe can say (the
+        in-process heap, the agent). The default: none."""
         return None
 
     def read(self) -> dict[str, float]:

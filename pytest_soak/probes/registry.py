@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from pytest_soak.errors import ProbeError
+from pytest_soak.probes.agent import AgentProbe
 from pytest_soak.probes.heap import PythonHeapProbe
 from pytest_soak.probes.metrics import Metric
 from pytest_soak.probes.probe import EVERYWHERE, Probe, Service
@@ -20,6 +21,7 @@ from pytest_soak.probes.process import InProcessRssProbe, ServedProcessTreeProbe
 #: the first two and ``read``.
 MEMBERS = (
     "name", "metrics", "read", "where", "judged", "recorded", "secondary_reason", "start", "stop",
+    "settle", "attribution",
 )  # fmt: skip
 #: How a probe is registered: a class (or any callable) making a fresh probe for one run.
 ProbeMaker = Callable[[], Probe]
@@ -120,4 +122,5 @@ def _kind(probe: Probe) -> str:
 PROBES = ProbeRegistry()
 PROBES.register(PythonHeapProbe)
 PROBES.register(InProcessRssProbe)
+PROBES.register(AgentProbe)
 PROBES.register(ServedProcessTreeProbe)

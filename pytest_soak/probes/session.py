@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_soak.probes.callables import as_probe
-from pytest_soak.probes.floors import read_floor, settle_in_process
-from pytest_soak.probes.heap import PythonHeap, PythonHeapProbe
+from pytest_soak.probes.floors import read_floor
 from pytest_soak.probes.metrics import Metric
-from pytest_soak.probes.probe import Probe, Service
+from pytest_soak.probes.probe import Probe, ProbeUnavailable, Service, SiteSource
 from pytest_soak.probes.process import own_rss
 from pytest_soak.probes.registry import PROBES, ProbeRegistry, check_probe, check_unique
 
@@ -36,6 +35,12 @@ class ProbeSession:
         ]
         check_unique(self.probes)
         self.harness: dict[str, float] = {}
+        #: What the run should say about its probes (one that could not measure, and why).
+        self.notes: list[str] = []
+        self._started: list[Probe] = []
+        self._tables()
+
+    def _tables(self) -> None:
         #: Metrics whose leak fails the test, in probe order (the first is the one sampled
         #: for the phase table and charts).
         self.judged_metrics: list[str] = []
@@ -52,24 +57,32 @@ class ProbeSession:
                     self.secondary_metrics[metric.name] = probe.secondary_reason
         first = self.probes[0].metrics[0].name if self.probes else ""
         self.sample_metric = self.judged_metrics[0] if self.judged_metrics else first
-        self._started: list[Probe] = []
 
-    @property
-    def heap(self) -> PythonHeap | None:
-        """The traced Python heap (in process, once started): the attribution pass's."""
+    def attribution(self) -> SiteSource | None:
+        """Where the attribution pass reads allocation sites (once started): the first probe
+        that has them (the in-process heap, or the agent inside a served Python service)."""
         for probe in self._started:
-            if isinstance(probe, PythonHeapProbe):
-                return probe.heap
+            source = probe.attribution()
+            if source is not None:
+                return source
         return None
 
     def start(self) -> None:
-        for probe in self.probes:
+        """Start every probe; one that cannot measure this run (``ProbeUnavailable``) is left
+        out, and what it said becomes a note."""
+        for probe in list(self.probes):
             try:
                 probe.start(self.service)
+            except ProbeUnavailable as why:
+                self.probes.remove(probe)
+                if not why.quiet:
+                    self.notes.append(f"probe {probe.name!r}: {why}")
+                continue
             except BaseException:
                 self.stop()
                 raise
             self._started.append(probe)
+        self._tables()
         self.harness["rss_start"] = own_rss()
 
     def stop(self) -> None:
@@ -86,10 +99,10 @@ class ProbeSession:
         return values
 
     def floor(self) -> dict[str, float]:
-        """Each metric's lowest of a few reads, nothing in flight (in process: garbage
-        collected first)."""
+        """Each metric's lowest of a few reads, nothing in flight, once every probe settled
+        (in process and in a served service's agent: garbage collected, allocator trimmed)."""
         if not self.probes:
             return {}
-        if self.service.in_process:
-            settle_in_process()
+        for probe in self.probes:
+            probe.settle()
         return read_floor([probe.read for probe in self.probes])

@@ -11,8 +11,9 @@ import linecache
 import os
 import sys
 import sysconfig
-import tracemalloc
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 # Allocations whose innermost frame is in these files are the harness's, not the service's.
 HARNESS_PATTERNS = (
@@ -57,11 +58,29 @@ class Site:
         return f"{where}: {self.line}" if self.line else where
 
 
-def site_of(traceback: tracemalloc.Traceback, service_dirs: tuple[str, ...] = ()) -> Site | None:
-    """The service's site of an allocation, or None when the harness made it."""
+class FrameLike(Protocol):
+    """A frame of a traceback: tracemalloc's ``Frame``, or an ``AgentFrame``."""
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def lineno(self) -> int: ...
+
+
+class AgentFrame(NamedTuple):
+    """A frame as the agent inside a served service sends it."""
+
+    filename: str
+    lineno: int
+
+
+def site_of(traceback: Sequence[FrameLike], service_dirs: tuple[str, ...] = ()) -> Site | None:
+    """The service's site of an allocation (``traceback``: oldest frame first, as tracemalloc
+    gives it), or None when the harness made it."""
     if any(_frame_kind(frame.filename) == "import" for frame in traceback):
         return None  # code being loaded: a one-off, counted with the harness
-    library: tracemalloc.Frame | None = None
+    library: FrameLike | None = None
     for frame in reversed(traceback):  # innermost first
         kind = _frame_kind(frame.filename)
         if kind == "library" and service_dirs and _under(frame.filename, service_dirs):

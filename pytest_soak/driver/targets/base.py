@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_soak.agent import AgentHub
 from pytest_soak.driver.clients import Client
 
 
@@ -21,6 +22,10 @@ class Target:
         """The service's loopback ports by name (``""``: the traffic's; ``soak.serve`` names the
         others after ``{port:NAME}``): what a probe's URL can name."""
         return {}
+
+    def agent_hub(self) -> AgentHub | None:
+        """The channel to the agents inside the service (``soak.serve`` of a Python service)."""
+        return None
 
     def failure(self) -> str | None:
         """Why the target can no longer serve (e.g. its process exited), or None."""

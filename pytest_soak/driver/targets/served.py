@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from pytest_soak.agent import AgentHub
 from pytest_soak.driver.targets.hosts import free_loopback_port
 from pytest_soak.driver.targets.url import UrlTarget
 from pytest_soak.errors import DriverError
@@ -47,6 +48,7 @@ class ServedProcess(UrlTarget):
         ready: str | None = "/health",
         cwd: str | os.PathLike[str] | None = None,
         ready_timeout: float = 30.0,
+        agent: bool = True,
     ) -> None:
         argv = _split_command(command)
         if ready is not None and not ready.startswith("/"):
@@ -83,6 +85,10 @@ class ServedProcess(UrlTarget):
             }
         )
         full_env.update({name: fill_ports(value, self.ports) for name, value in given_env.items()})
+        #: The agents' channel (a Python service: one agent per interpreter; agent=False: none).
+        self.hub = AgentHub() if agent else None
+        if self.hub is not None:
+            full_env.update(self.hub.environment(full_env.get("PYTHONPATH")))
         try:
             self.process = subprocess.Popen(
                 _with_parent_death_signal(self.command),
@@ -94,6 +100,8 @@ class ServedProcess(UrlTarget):
                 start_new_session=True,
             )
         except OSError as exc:
+            if self.hub is not None:
+                self.hub.close()
             raise DriverError(
                 f"command={self.command!r} could not be started: {exc}. Check the program name "
                 "and that it is installed in this environment."
@@ -131,6 +139,9 @@ class ServedProcess(UrlTarget):
 
     def port_table(self) -> dict[str, int]:
         return dict(self.ports)
+
+    def agent_hub(self) -> AgentHub | None:
+        return self.hub
 
     def output_tail(self, lines: int = 20) -> str:
         """The last lines the service printed. Once it has exited, what it printed last is
@@ -194,6 +205,8 @@ class ServedProcess(UrlTarget):
             time.sleep(0.05)
         _signal_group(group, signal.SIGKILL)  # members that ignored SIGTERM
         self._reader.join(timeout=2)
+        if self.hub is not None:
+            self.hub.close()
 
 
 def _signal_group(group: int, signum: int) -> bool:
@@ -223,7 +236,7 @@ _LAUNCHER = (
 def _with_parent_death_signal(argv: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return argv
-    return [sys.executable, "-c", _LAUNCHER, *argv]
+    return [sys.executable, "-S", "-c", _LAUNCHER, *argv]  # -S: no site, so no agent here
 
 
 def _port_open(port: int) -> bool:

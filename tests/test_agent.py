@@ -1,0 +1,187 @@
+"""The agent inside served Python services (``soak.serve``): a leak of a few dozen bytes a
+request found and its line named, with uvicorn's spawned workers and gunicorn's forked ones;
+the service's own ``sitecustomize`` kept; an agent that cannot load leaves the run to USS and
+says so. Real servers on loopback throughout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_soak.driver.targets import ServedProcess
+from pytest_soak.probes import Service
+from pytest_soak.probes.agent import AgentProbe, python_processes
+
+LEAKY_SERVICE = textwrap.dedent(
+    """
+    import os
+
+    SIZE = int(os.environ.get("LEAK_BYTES", "0"))
+    kept = []
+
+
+    def remember(path):
+        if SIZE:
+            kept.append(path.encode().ljust(SIZE, b"x"))  # the leak
+
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        remember(scope["path"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+    def wsgi(environ, start_response):
+        remember(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    """
+)
+
+
+def _served_processes_left(token: str) -> list[psutil.Process]:
+    return [
+        p for p in psutil.process_iter(["cmdline"]) if token in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_a_32_byte_leak_in_uvicorn_workers_is_found_and_its_line_named(
+    soak_project: pytest.Pytester,
+) -> None:
+    soak_project.makepyfile(leaky_service=LEAKY_SERVICE)
+    soak_project.makepyfile(
+        test_workers=textwrap.dedent(
+            """
+            import sys
+            import pytest
+
+            @pytest.mark.soak(profile="constant", peak_rps=150)
+            def test_workers(soak, replay_traffic):
+                svc = soak.serve(
+                    [sys.executable, "-m", "uvicorn", "leaky_service:app", "--workers", "2",
+                     "--port", "{port}", "--log-level", "warning"],
+                    env={"LEAK_BYTES": "32"}, ready="/",
+                )
+                soak.run(svc, replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(
+        "--soak-duration=12s", "-p", "no:cacheprovider", "--soak-json=soak.json"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*soak verdict: LEAK — service heap (pymalloc + malloc, agent) grew in every *",
+            "*top allocation sites that grew in every cycle*",
+            '*leaky_service.py:9 in remember: kept.append(path.encode().ljust(SIZE, b"x"))*',
+        ]
+    )
+    [entry] = json.loads((soak_project.path / "soak.json").read_text())["results"]
+    floors = [checkpoint["floor"] for checkpoint in entry["checkpoints"]]
+    assert all({"service_heap", "pymalloc", "malloc", "agent_own", "uss"} <= set(f) for f in floors)
+
+
+def test_gunicorns_forked_workers_each_carry_an_agent(tmp_path: Path) -> None:
+    (tmp_path / "leaky_service.py").write_text(LEAKY_SERVICE)
+    served = ServedProcess(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:{port}",
+         "leaky_service:wsgi"],
+        env={"LEAK_BYTES": "4096"}, ready="/", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert served.hub is not None
+        deadline = time.monotonic() + 10
+        pythons = python_processes((served.pid,))
+        while len(pythons) < 3 and time.monotonic() < deadline:  # ready: one worker answered
+            time.sleep(0.05)
+            pythons = python_processes((served.pid,))
+        assert len(pythons) == 3  # the arbiter and two forked workers
+        assert served.hub.wait_for(pythons, 10) == pythons
+        probe = AgentProbe()
+        probe.start(Service(in_process=False, pids=(served.pid,), agent=served.hub))
+        probe.settle()
+        before = probe.read()
+        for _ in range(200):
+            urllib.request.urlopen(served.url + "/item", timeout=5).read()
+        probe.settle()
+        after = probe.read()
+        grown = after["service_heap"] - before["service_heap"]
+        assert 200 * 4096 <= grown < 200 * 4096 * 1.5  # each request kept its 4 KiB, and once
+        assert after["malloc"] - before["malloc"] >= 200 * 4096  # buffers over 512 B: malloc's
+    finally:
+        served.stop()
+    assert not _served_processes_left(f"{served.port}")
+
+
+def test_the_services_own_sitecustomize_still_runs(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['SERVICE_SITE'] = 'loaded'\n")
+    (tmp_path / "echo_site.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            async def app(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                body = os.environ.get("SERVICE_SITE", "missing").encode()
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": body})
+            """
+        )
+    )
+    served = ServedProcess(
+        [sys.executable, "-m", "uvicorn", "echo_site:app", "--port", "{port}"],
+        env={"PYTHONPATH": str(site)}, ready="/", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        answer = urllib.request.urlopen(served.url + "/", timeout=5).read()
+        assert served.hub is not None
+        assert served.hub.wait_for({served.pid}, 10) == {served.pid}
+    finally:
+        served.stop()
+    assert answer == b"loaded"
+
+
+def test_a_service_that_drops_the_agent_is_judged_on_uss_and_the_run_says_so(
+    soak_project: pytest.Pytester,
+) -> None:
+    soak_project.makepyfile(leaky_service=LEAKY_SERVICE)
+    soak_project.makepyfile(
+        test_no_agent=textwrap.dedent(
+            """
+            import sys
+            import pytest
+
+            @pytest.mark.soak(profile="constant", peak_rps=100)
+            def test_no_agent(soak, replay_traffic):
+                svc = soak.serve(
+                    ["env", "-u", "PYTHONPATH", sys.executable, "-m", "uvicorn",
+                     "leaky_service:app", "--port", "{port}", "--log-level", "warning"],
+                    ready="/",
+                )
+                soak.run(svc, replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(
+        "--soak-duration=6s", "-p", "no:cacheprovider", "--soak-json=soak.json"
+    )
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads((soak_project.path / "soak.json").read_text())["results"]
+    [note] = [n for n in entry["notes"] if "python-agent" in n]
+    assert "no agent answered from the service's Python processes" in note
+    assert "judged on process metrics (USS) only" in note
+    assert [j["metric"] for j in entry["judgements"]] == ["uss", "rss"]
