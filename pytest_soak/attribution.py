@@ -61,7 +61,8 @@ async def attribute(
                 time_limit=left,
             )
             heap.settle()
-            snapshots.append(heap.sites()[0])
+            heap.mark()
+        snapshots = heap.marked()
     finally:
         heap.restart(heap.frames)
     return site_growth(snapshots), replayed

@@ -120,21 +120,21 @@ def run_soak(
             sample_metric=session.sample_metric,
         )
 
-    async def drive() -> tuple[Run, Analysis, str]:
+    async def drive() -> tuple[Run, Analysis, list[str]]:
         await resolved.before_run()
         config = ReplayConfig(concurrency=settings.concurrency)
         client = await resolved.open_client(config.concurrency, config.request_timeout)
         try:
             run = await replay_cycles(0, planned, client)
             analysis = judge(run, settings.measured_cycles)
-            extra = ""
+            said: list[str] = []
             more = settings.extra_cycles and not run.aborted and not run.unsent
             if analysis.verdict == "inconclusive" and more:
                 started = time.monotonic()
                 live.paused = False
                 run.absorb(await replay_cycles(planned, settings.extra_cycles, client))
                 analysis = judge(run, settings.measured_cycles)
-                extra = (
+                said.append(
                     f"inconclusive after {settings.measured_cycles} measured cycles: "
                     f"{settings.extra_cycles} extra cycles replayed "
                     f"(+{time.monotonic() - started:.1f}s), then judged on all "
@@ -150,7 +150,9 @@ def run_soak(
                     source,
                 )
                 analysis = dataclasses.replace(analysis, sites=sites, attribution_requests=replayed)
-            return run, analysis, extra
+                if source.engine:
+                    said.append(f"the attribution pass was traced by {source.engine}")
+            return run, analysis, said
         finally:
             await client.aclose()
             await resolved.after_run()
@@ -160,13 +162,12 @@ def run_soak(
     session.start()
     sampler.start()
     try:
-        run, analysis, extra = asyncio.run(drive())
+        run, analysis, said = asyncio.run(drive())
     finally:
         sampler.stop()
         session.stop()
-    said = [*session.notes, *([extra] if extra else [])]
-    if said:
-        analysis = dataclasses.replace(analysis, notes=(*analysis.notes, *said))
+    if session.notes or said:
+        analysis = dataclasses.replace(analysis, notes=(*analysis.notes, *session.notes, *said))
     result = SoakResult(
         test_id=test_id,
         verdict=analysis.verdict,

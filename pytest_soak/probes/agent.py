@@ -29,6 +29,12 @@ from pytest_soak.probes.metrics import (
 from pytest_soak.probes.probe import SERVED, Probe, ProbeUnavailable, Service, SiteSource
 from pytest_soak.probes.sites import AgentFrame, Site, site_of
 
+#: What traced the attribution pass inside the service: memray when the service's environment
+#: has it, else tracemalloc.
+ENGINES = {
+    "memray": "memray (native allocations included)",
+    "tracemalloc": "tracemalloc (Python allocations only: pip install memray for native ones)",
+}
 #: How long the agents of a Python service have to connect once the run starts.
 CONNECT_TIMEOUT = 5.0
 #: A checkpoint's garbage collection (or a snapshot) on a big heap can take a while.
@@ -101,25 +107,33 @@ class AgentSites:
 
     def __init__(self, hub: AgentHub) -> None:
         self.hub = hub
+        self.engine = ""
 
     def restart(self, frames: int) -> None:
-        self.hub.ask("trace", timeout=SETTLE_TIMEOUT, frames=frames)
+        answers = self.hub.ask("trace", timeout=SETTLE_TIMEOUT, frames=frames).values()
+        engines = sorted({str(a["engine"]) for a in answers if a.get("engine")})
+        if engines:
+            self.engine = " and ".join(ENGINES.get(e, e) for e in engines) + " inside the service"
 
     def settle(self) -> None:
         self.hub.ask("settle", timeout=SETTLE_TIMEOUT)
 
-    def sites(self) -> tuple[dict[Site, int], int]:
-        sizes: dict[Site, int] = {}
-        other = 0
-        for answer in self.hub.ask("sites", timeout=SITES_TIMEOUT).values():
-            other += int(answer.get("other", 0))
-            for size, frames in answer.get("groups", []):
-                site = site_of([AgentFrame(str(f), int(n)) for f, n in frames])
-                if site is None:
-                    other += int(size)
-                else:
-                    sizes[site] = sizes.get(site, 0) + int(size)
-        return sizes, other
+    def mark(self) -> None:
+        self.hub.ask("mark", timeout=SETTLE_TIMEOUT)
+
+    def marked(self) -> list[dict[Site, int]]:
+        """Each mark's sites, summed over the agents (a worker's marks line up with the
+        others': every agent was asked at each mark)."""
+        marks: list[dict[Site, int]] = []
+        for answer in self.hub.ask("marked", timeout=SITES_TIMEOUT).values():
+            for index, held in enumerate(answer.get("marks", [])):
+                if index == len(marks):
+                    marks.append({})
+                for size, frames in held.get("groups", []):
+                    site = site_of([AgentFrame(str(f), int(n)) for f, n in frames])
+                    if site is not None:
+                        marks[index][site] = marks[index].get(site, 0) + int(size)
+        return marks
 
 
 def python_processes(pids: tuple[int, ...]) -> set[int]:

@@ -20,7 +20,9 @@ class PythonHeap:
 
     def __init__(self, frames: int = 25, service_dirs: Sequence[str] = ()) -> None:
         self.frames = frames
+        self.engine = ""  # tracemalloc in this process: the default, not worth saying
         self._owned = False
+        self._marks: list[dict[Site, int]] = []
         self.service_dirs = tuple(os.path.realpath(d) for d in service_dirs)
 
     def start(self) -> None:
@@ -35,7 +37,8 @@ class PythonHeap:
 
     def restart(self, frames: int) -> None:
         """Trace afresh with ``frames`` frames (only when we own tracing: a user's own
-        tracemalloc session is never reset)."""
+        tracemalloc session is never reset); the marks start afresh too."""
+        self._marks = []
         if self._owned:
             tracemalloc.stop()
             tracemalloc.start(frames)
@@ -49,6 +52,12 @@ class PythonHeap:
         if tracemalloc.is_tracing():
             result["heap"] = float(tracemalloc.get_traced_memory()[0])
         return result
+
+    def mark(self) -> None:
+        self._marks.append(self.sites()[0])
+
+    def marked(self) -> list[dict[Site, int]]:
+        return list(self._marks)
 
     def sites(self) -> tuple[dict[Site, int], int]:
         """Bytes held now per allocation site of the service, and the bytes the harness holds.

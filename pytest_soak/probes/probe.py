@@ -66,11 +66,13 @@ class ProbeUnavailable(Exception):
 
 
 class SiteSource(Protocol):
-    """What the attribution pass reads (``attribution.py``): memory held per allocation site,
-    traced with deep tracebacks for the pass only."""
+    """What the attribution pass reads (``attribution.py``): memory held per allocation site
+    at marks taken after each replayed cycle, traced with deep tracebacks for the pass only."""
 
     #: The traceback depth of the measured run, restored after the pass (0: not traced).
     frames: int
+    #: What traced the pass, once restarted (said in the report when not the default).
+    engine: str
 
     def restart(self, frames: int) -> None:
         """Trace afresh with ``frames`` frames per traceback."""
@@ -78,8 +80,11 @@ class SiteSource(Protocol):
     def settle(self) -> None:
         """Collect garbage and trim the allocator before a snapshot."""
 
-    def sites(self) -> tuple[dict[Site, int], int]:
-        """Bytes held now per site of the service, and the bytes the harness (or agent) holds."""
+    def mark(self) -> None:
+        """A snapshot point: the service's memory by site now (read now or at the end)."""
+
+    def marked(self) -> list[dict[Site, int]]:
+        """Bytes held per site of the service at each mark since the restart, in order."""
         ...
 
 

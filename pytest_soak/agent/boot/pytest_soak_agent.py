@@ -8,14 +8,17 @@ says hello with the token, and answers one-line JSON commands on a daemon thread
 - ``read``: the Python heap (bytes in pymalloc's allocated blocks), malloc's in-use bytes
   (glibc ``mallinfo2``), allocated blocks, gc counts, and the agent's own bytes;
 - ``settle``: ``gc.collect()`` and ``malloc_trim(0)`` (a checkpoint: nothing in flight);
-- ``trace``: restart tracemalloc with N frames (0: stop) for the attribution pass;
-- ``sites``: the traced memory grouped by traceback, largest first.
+- ``trace``: trace with N frames (0: stop) for the attribution pass: memray when the
+  service's environment has it (native allocations included), else tracemalloc;
+- ``mark``, ``marked``: a snapshot point after each replayed cycle; the memory held at each
+  mark, grouped by traceback, largest first.
 
 Any failure is answered as an error or, at worst, ends the agent; the service never sees it.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import ctypes.util
@@ -27,6 +30,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
 from typing import Any
 
@@ -36,7 +40,6 @@ PROTOCOL = 1
 MAX_GROUPS = 400
 
 _started_in: list[int] = []
-_owns_tracing = [False]
 
 
 class _MallInfo2(ctypes.Structure):
@@ -122,12 +125,14 @@ class Agent:
         self.token = token
         self.libc = _Libc()
         self.sock: socket.socket | None = None
+        self.trace: PythonTrace | NativeTrace | None = None
         #: The commands, made once: a lookup by a fresh string each time kept memory (3.11).
         self.commands = {
             "read": self.do_read,
             "settle": self.do_settle,
             "trace": self.do_trace,
-            "sites": self.do_sites,
+            "mark": self.do_mark,
+            "marked": self.do_marked,
         }
 
     def run(self) -> None:
@@ -195,26 +200,133 @@ class Agent:
         return {}
 
     def do_trace(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Trace afresh with ``frames`` frames (0: stop): memray when the service's environment
+        has it (every allocation, native ones included: malloc inside a C extension is
+        attributed to the Python line that called it), else tracemalloc (Python's allocators
+        only)."""
         frames = int(args.get("frames", 0))
-        if tracemalloc.is_tracing() and not _owns_tracing[0]:
+        if self.trace is not None:
+            self.trace.stop()
+            self.trace = None
+        if frames <= 0:
+            return {"traced": False}
+        if tracemalloc.is_tracing():
             return {"traced": False, "why": "the service traces memory itself"}
-        tracemalloc.stop()
-        _owns_tracing[0] = False
-        if frames > 0:
-            tracemalloc.start(frames)
-            _owns_tracing[0] = True
-        return {"traced": frames > 0}
+        why = "not asked"
+        if args.get("native", True):
+            try:
+                self.trace = NativeTrace(frames)
+            except Exception as exc:  # no memray here (or it failed): tracemalloc instead
+                why = f"{type(exc).__name__}: {exc}"
+            else:
+                return {"traced": True, "engine": "memray"}
+        self.trace = PythonTrace(frames)
+        return {"traced": True, "engine": "tracemalloc", "native": why}
 
-    def do_sites(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not tracemalloc.is_tracing():
-            return {"groups": [], "other": 0}
-        stats = tracemalloc.take_snapshot().statistics("traceback")
-        groups = [
-            [stat.size, [[frame.filename, frame.lineno] for frame in stat.traceback]]
-            for stat in stats[:MAX_GROUPS]
-        ]
-        other = sum(stat.size for stat in stats[MAX_GROUPS:])
-        return {"groups": groups, "other": other}
+    def do_mark(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.trace is not None:
+            self.trace.mark()
+        return {}
+
+    def do_marked(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"marks": self.trace.marked() if self.trace is not None else []}
+
+
+def _ranked(totals: dict[tuple[tuple[str, int], ...], int]) -> dict[str, Any]:
+    """The largest ``MAX_GROUPS`` tracebacks (frames oldest first) and the rest summed."""
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    groups = [[size, [list(frame) for frame in key]] for key, size in ranked[:MAX_GROUPS] if key]
+    other = sum(size for _key, size in ranked[MAX_GROUPS:]) + totals.get((), 0)
+    return {"groups": groups, "other": other}
+
+
+class PythonTrace:
+    """tracemalloc for the attribution pass: a snapshot grouped by traceback at each mark."""
+
+    def __init__(self, frames: int) -> None:
+        tracemalloc.start(frames)
+        self.marks: list[dict[str, Any]] = []
+
+    def mark(self) -> None:
+        totals: dict[tuple[tuple[str, int], ...], int] = {}
+        for stat in tracemalloc.take_snapshot().statistics("traceback"):
+            key = tuple((frame.filename, frame.lineno) for frame in stat.traceback)
+            totals[key] = totals.get(key, 0) + stat.size
+        self.marks.append(_ranked(totals))
+
+    def marked(self) -> list[dict[str, Any]]:
+        return self.marks
+
+    def stop(self) -> None:
+        tracemalloc.stop()
+        self.marks = []
+
+
+class NativeTrace:
+    """memray for the attribution pass: one tracker over the whole pass (every allocator:
+    pymalloc, malloc, mmap, each allocation counted once, with the Python stack that made it);
+    a mark notes the time, and at the end what was live at each mark is read back from
+    memray's temporal records (allocated before the mark, not freed before it)."""
+
+    #: memray's snapshot interval; a mark waits this much twice over on each side, so the
+    #: snapshot it falls between sees nothing in flight.
+    INTERVAL_MS = 10
+
+    def __init__(self, frames: int) -> None:
+        import memray
+
+        self.memray: Any = memray
+        self.frames = frames
+        self.folder = tempfile.mkdtemp(prefix="pytest-soak-memray-")
+        self.path = os.path.join(self.folder, "attribution.bin")
+        self.times: list[float] = []
+        self.tracker: Any = memray.Tracker(
+            self.path, trace_python_allocators=True, memory_interval_ms=self.INTERVAL_MS
+        )
+        self.tracker.__enter__()
+
+    def mark(self) -> None:
+        pause = 2 * self.INTERVAL_MS / 1000
+        time.sleep(pause)
+        self.times.append(time.time() * 1000)
+        time.sleep(pause)
+
+    def _close(self) -> None:
+        if self.tracker is not None:
+            tracker, self.tracker = self.tracker, None
+            tracker.__exit__(None, None, None)
+
+    def marked(self) -> list[dict[str, Any]]:
+        self._close()
+        reader = self.memray.FileReader(self.path)
+        try:
+            snapshots = [snapshot.time for snapshot in reader.get_memory_snapshots()]
+            # the index of the first memray snapshot at or after each mark
+            at = [bisect.bisect_left(snapshots, when) for when in self.times]
+            totals: list[dict[tuple[tuple[str, int], ...], int]] = [{} for _ in at]
+            for record in reader.get_temporal_allocation_records(merge_threads=True):
+                stack = record.stack_trace(max_stacks=self.frames)  # innermost first
+                key = tuple((filename, lineno) for _function, filename, lineno in reversed(stack))
+                for interval in record.intervals:
+                    born, gone = (
+                        interval.allocated_before_snapshot,
+                        interval.deallocated_before_snapshot,
+                    )
+                    for index, snapshot in enumerate(at):
+                        if born <= snapshot and (gone is None or gone > snapshot):
+                            held = totals[index]
+                            held[key] = held.get(key, 0) + int(interval.n_bytes)
+        finally:
+            reader.close()
+        return [_ranked(held) for held in totals]
+
+    def stop(self) -> None:
+        self._close()
+        for name in os.listdir(self.folder):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.folder, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.folder)
 
 
 def _launch() -> None:
@@ -233,7 +345,6 @@ def _launch() -> None:
 
 def _after_fork() -> None:
     """A forked child (gunicorn's workers) has no agent thread: it gets its own."""
-    _owns_tracing[0] = False
     with contextlib.suppress(Exception):
         _launch()
 
