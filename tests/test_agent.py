@@ -269,3 +269,62 @@ def test_a_leak_inside_a_compiled_library_is_attributed_to_the_python_line_that_
             "*the attribution pass was traced by memray (native allocations included)*",
         ]
     )
+
+
+SUICIDAL_SERVICE = textwrap.dedent(
+    """
+    import os
+    import signal
+    from pathlib import Path
+
+    Path("pids", str(os.getpid())).touch()  # every interpreter that loads the app
+    seen = [0]
+
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        seen[0] += 1
+        if scope["path"] != "/" and seen[0] == 40:
+            os.kill(os.getppid(), signal.SIGKILL)  # the supervisor dies under load
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+    """
+)
+
+
+def test_a_service_killed_under_load_is_a_clear_error_and_leaves_no_process(
+    soak_project: pytest.Pytester,
+) -> None:
+    (soak_project.path / "pids").mkdir()
+    soak_project.makepyfile(suicidal_service=SUICIDAL_SERVICE)
+    soak_project.makepyfile(
+        test_killed=textwrap.dedent(
+            """
+            import sys
+            import pytest
+
+            @pytest.mark.soak(profile="constant", peak_rps=100)
+            def test_killed(soak, replay_traffic):
+                svc = soak.serve(
+                    [sys.executable, "-m", "uvicorn", "suicidal_service:app", "--workers", "2",
+                     "--port", "{port}", "--log-level", "warning"],
+                    ready="/",
+                )
+                soak.run(svc, replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess("--soak-duration=8s", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the service exited with SIGKILL*"])
+    pids = [int(path.name) for path in (soak_project.path / "pids").iterdir()]
+    assert len(pids) >= 2  # both workers loaded the app
+    left = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    assert not left, f"workers outlived their killed supervisor: {left}"
