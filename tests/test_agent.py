@@ -194,6 +194,9 @@ def test_a_service_that_drops_the_agent_is_judged_on_uss_and_the_run_says_so(
         "--soak-duration=6s", "-p", "no:cacheprovider", "--soak-json=soak.json"
     )
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["test_no_agent.py::test_no_agent: probe 'python-agent': no agent answered from *"]
+    )
     [entry] = json.loads((soak_project.path / "soak.json").read_text())["results"]
     [note] = [n for n in entry["notes"] if "python-agent" in n]
     assert "no agent answered from the service's Python processes" in note

@@ -41,6 +41,10 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
     for result in results:
         if result["verdict"] in ("suspicious", "inconclusive"):
             lines.append(f"{result['test_id']}: {result['verdict']}: {result['reason']}")
+        # a probe that could not measure the run (the agent did not answer): said even on a pass
+        for note in result.get("notes") or ():
+            if str(note).startswith("probe "):
+                lines.append(f"{result['test_id']}: {note}")
         errors = _error_kinds(result)
         if errors:
             lines.append(f"{result['test_id']}: errors: {errors}")
