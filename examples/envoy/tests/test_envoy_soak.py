@@ -49,7 +49,7 @@ def serve_envoy(soak, leak_bytes: int = 0):  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-@pytest.mark.soak(profile="spike-at-8am", peak_rps=150)
+@pytest.mark.soak(profile="spike-at-8am", peak_rps=300)
 def test_envoy_memory_is_stable(soak, replay_traffic):  # type: ignore[no-untyped-def]
     proxy = serve_envoy(soak, leak_bytes=int(os.environ.get("ENVOY_LUA_LEAK", "0")))
     # The process tree's USS (Envoy's process) is judged, as for every served service; the
