@@ -26,6 +26,7 @@ from pytest_soak.probes import (
     prometheus,
 )
 from pytest_soak.probes.endpoints import parse_path
+from pytest_soak.probes.sampler import Sampler
 
 
 def _service(port: int, **named: int) -> Service:
@@ -212,6 +213,18 @@ def test_an_endpoint_that_does_not_answer_in_time_twice_is_named(json_server: in
     probe.timeout = 0.2
     with pytest.raises(ProbeError, match=r"GET http://127.0.0.1:\d+/slow: no answer within 0.2s"):
         _read(probe, _service(json_server))
+
+
+def test_a_sample_that_cannot_be_read_during_the_load_is_skipped_and_counted() -> None:
+    """One slow answer under load loses a sample, not the sampler (a floor that cannot be
+    read still fails the run)."""
+
+    def read() -> dict[str, float]:
+        raise ProbeError("probe 'json-x': GET http://127.0.0.1:1/x: no answer within 1s, twice")
+
+    sampler = Sampler(read, phase=lambda: 0, interval=0.01)
+    sampler.sample()
+    assert sampler.errors == 1 and sampler.series.points == []
 
 
 # -- URLs: refused, not loopback, unknown port names ---------------------------------------------
