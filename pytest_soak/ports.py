@@ -1,9 +1,11 @@
 """Port placeholders: ``{port}`` and ``{port:NAME}`` in a served command, its environment or a
 probe's URL, filled with the free loopback ports ``soak.serve`` chose (the traffic port under
-the name ``""``, an admin listener under ``"admin"``, ...)."""
+the name ``""``, an admin listener under ``"admin"``, ...); and what a loopback host is (the
+driver sends traffic only there, and a probe reads only there, unless allowed)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 
@@ -58,3 +60,14 @@ def assign_ports(texts: Iterable[str], choose: Callable[[], int]) -> dict[str, i
 
 def _placeholder(name: str) -> str:
     return "{port}" if name == MAIN else f"{{port:{name}}}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` and its aliases, ``127.0.0.0/8``, ``::1`` (brackets allowed)."""
+    host = host.strip("[]").lower()
+    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -30,3 +30,14 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_probes_package_exports_the_http_probe_factories() -> None:
+    """``from pytest_soak.probes import prometheus, envoy_admin, http_json``: docs/probes.md.
+    (Its ``__all__`` is kept in order by ruff's RUF022: constants, classes, functions.)"""
+    import pytest_soak.probes as probes
+
+    assert len(set(probes.__all__)) == len(probes.__all__)
+    assert {"envoy_admin", "http_json", "prometheus", "Probe", "Metric"} <= set(probes.__all__)
+    for name in probes.__all__:
+        assert getattr(probes, name) is not None

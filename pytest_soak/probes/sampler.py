@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from pytest_soak.errors import ProbeError
+
 
 @dataclass
 class PhaseExtremes:
@@ -106,7 +108,7 @@ class Sampler:
     def sample(self) -> None:
         try:
             values = self._read()
-        except (psutil.Error, OSError):
+        except (psutil.Error, OSError, ProbeError):  # a slow endpoint: the next sample
             self.errors += 1
             return
         self.series.add(time.monotonic() - self._t0, values)

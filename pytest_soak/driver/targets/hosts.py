@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pytest_soak.errors import DriverError
+from pytest_soak.ports import is_loopback_host
 
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["check_host_allowed", "free_loopback_port", "is_loopback_host"]
 
 
 def check_host_allowed(url: str, allowed_hosts: Iterable[str]) -> None:
