@@ -232,7 +232,7 @@ def main() -> None:
     )
     rows = [
         f"{'target':<22}{'leak B/req':>11}  {'verdict':<13}{'estimate B/req':>15}  {'growth':>12}  "
-        f"{'judged by':<14}{'each judged metric':<36}reason"
+        f"{'judged by':<14}{'each judged metric':<44}reason"
     ]
 
     def record(kind: str, size: int, result, note: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -244,7 +244,7 @@ def main() -> None:
         )
         rows.append(
             f"{kind:<22}{size:>11}  {result.verdict:<13}{estimate:>15.1f}  {growth / 1024:>9.1f} KiB  "
-            f"{result.analysis.metric:<14}{each:<36}{note}{result.reason[:90]}"
+            f"{result.analysis.metric:<14}{each:<44}{note}{result.reason[:90]}"
         )
         print(rows[-1], flush=True)
 
@@ -298,9 +298,7 @@ def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ign
                 env={"LEAK_BYTES": str(size)}, ready="/", cwd=HERE,
             )  # fmt: skip
             try:
-                record(
-                    "served (native, USS)", size, run_soak(served, traffic(), settings, check=False)
-                )
+                record("served (native)", size, run_soak(served, traffic(), settings, check=False))
             finally:
                 served.stop()
         for size in () if args.no_spike else args.spike_native_sizes:
