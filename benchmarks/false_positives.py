@@ -409,6 +409,10 @@ def evidence(result: Any) -> tuple[str, ...]:
             f"grown {j.cycles_grown}/{len(j.deltas)}; deltas "
             + " ".join(f"{d:+.0f}" for d in j.deltas)
         )
+    for found in result.analysis.sites if result.analysis is not None else ():
+        rows.append(
+            f"#   site {found.site}: +{found.growth} B per attribution cycle, {found.size} B held"
+        )
     for index, floor in enumerate(getattr(result, "floors", None) or ()):
         rows.append(
             f"#   floor {index:>2}: "
