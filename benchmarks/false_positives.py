@@ -339,6 +339,10 @@ class Outcome:
     reason: str
     sent: int = 0
     errors: int = 0
+    #: Each judged metric's own verdict ("service_heap=ok uss=ok"), and for a failing verdict
+    #: the floors behind it (the agent's parts and USS, KiB at each checkpoint).
+    judged: str = ""
+    evidence: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -379,7 +383,44 @@ def run_one(
         " ".join(result.reason.split()),
         sent=result.run.sent,
         errors=int(getattr(result.run, "errors", 0) or 0),
+        judged=judged(result),
+        evidence=evidence(result) if result.verdict in FAILING else (),
     )
+
+
+#: The floors shown for a failing verdict: the agent's judged sum, its two parts, and USS.
+EVIDENCE_METRICS = ("service_heap", "pymalloc", "malloc", "uss")
+
+
+def judged(result: Any) -> str:
+    if result.analysis is None:
+        return ""
+    return " ".join(f"{j.metric}={j.verdict}" for j in result.analysis.judgements)
+
+
+def evidence(result: Any) -> tuple[str, ...]:
+    """Per judgement: its floors and deltas; then every checkpoint's floors of
+    ``EVIDENCE_METRICS`` in KiB (which part of the agent's sum moved, and when)."""
+    rows: list[str] = []
+    for j in result.analysis.judgements if result.analysis is not None else ():
+        rows.append(
+            f"#   {j.metric}: {j.verdict}, slope {j.slope:.1f}/req, growth {j.growth:.0f}, "
+            f"threshold {j.threshold:.0f}, step noise {j.step_noise:.0f}, p {j.p_value:.2g}, "
+            f"grown {j.cycles_grown}/{len(j.deltas)}; deltas "
+            + " ".join(f"{d:+.0f}" for d in j.deltas)
+        )
+    for found in result.analysis.sites if result.analysis is not None else ():
+        rows.append(
+            f"#   site {found.site}: +{found.growth} B per attribution cycle, {found.size} B held"
+        )
+    for index, floor in enumerate(getattr(result, "floors", None) or ()):
+        rows.append(
+            f"#   floor {index:>2}: "
+            + "  ".join(
+                f"{name} {floor[name] / 1024:.1f}" for name in EVIDENCE_METRICS if name in floor
+            )
+        )
+    return tuple(rows)
 
 
 HEADER = (
@@ -389,10 +430,13 @@ HEADER = (
 
 
 def line(outcome: Outcome) -> str:
-    return (
-        f"{outcome.scenario:<22}{outcome.target:<12}{outcome.key[2]:>5}  {outcome.verdict:<13}"
-        f"{outcome.slope:>10.1f}{outcome.growth / 1024:>9.1f} KiB{outcome.seconds:>7.1f}s"
-        f"{outcome.sent:>7}{outcome.errors:>6}  {outcome.reason[:100]}"
+    return "\n".join(
+        (
+            f"{outcome.scenario:<22}{outcome.target:<12}{outcome.key[2]:>5}  {outcome.verdict:<13}"
+            f"{outcome.slope:>10.1f}{outcome.growth / 1024:>9.1f} KiB{outcome.seconds:>7.1f}s"
+            f"{outcome.sent:>7}{outcome.errors:>6}  [{outcome.judged}] {outcome.reason[:100]}",
+            *outcome.evidence,
+        )
     )
 
 

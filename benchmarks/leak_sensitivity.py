@@ -1,9 +1,11 @@
 """How small a leak does quick mode find? Runs the real verdict on services that leak a known
-number of bytes per request, in process (Python heap) and served (native malloc, RSS/USS).
+number of bytes per request, in process (Python heap) and served (Python heap and native
+malloc, both seen by the agent inside the service as ``service_heap``, beside USS).
 
     python benchmarks/leak_sensitivity.py [--duration 60] [--spike-only | --no-spike]
-        [--in-process-only] [--spike-sizes 0 32 ...] [--spike-native-sizes 0 2048 ...]
-        [--out docs/leak-sensitivity.txt]
+        [--in-process-only | --served-python-only] [--spike-sizes 0 32 ...]
+        [--spike-native-sizes 0 2048 ...] [--served-python-sizes 0 8 ...]
+        [--native-sizes 0 256 ...] [--out docs/leak-sensitivity.txt]
 
 Each row is one full soak run: the `spike-at-8am` profile at peak 150 req/s compressed into
 ``--duration`` seconds (quick mode: 60 s), replaying 400 distinct requests in a loop.
@@ -15,6 +17,12 @@ the day at its busiest) about 4.5. Measured (in process, 9 cycles, in flight at 
 the spike's requests 1-5: 82, 6: 10, 7: 14, 8: 290, 9-10: 10; the rest 1-4: 664, 5: 1,572,
 6: 17, 7-10: 15 (a scheduling stall on the busy machine). Their "leak B/req" is per leaking
 request; the reason is prefixed with the share of the soak's requests that leaked.
+
+The "served (Python)" rows run ``PYTHON_SERVICE`` under uvicorn: like ``python_leak_app``, but
+each request appends its own ``bytes`` object of SIZE bytes to a list (a Python-level leak: the
+object's header and the list's slot add to SIZE). ``--served-python-only`` runs only those rows
+and the served native rows (``--native-sizes``). The "judged by" column says which metric gave
+the verdict (``service_heap`` from the agent, or ``uss``).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from pytest_soak.traffic import Exchange, Traffic  # noqa: E402
 
 IN_PROCESS_SIZES = (0, 8, 16, 32, 64, 128)
 NATIVE_SIZES = (0, 256, 512, 1024, 2048)
+SERVED_PYTHON_SIZES = (0, 8, 16, 32, 64)
 SPIKE_SIZES = (0, 32, 64, 128, 256)
 SPIKE_NATIVE_SIZES = (0, 2048, 4096, 8192)
 #: The spike-only services answer after this long and leak while more than ``SPIKE_IN_FLIGHT``
@@ -44,6 +53,8 @@ SPIKE_NATIVE_SIZES = (0, 2048, 4096, 8192)
 SPIKE_LATENCY = 0.05
 SPIKE_IN_FLIGHT = 6
 STATS_PATH = "/_leak_stats"
+#: The metrics shown per row with their own verdicts (the judged ones; the rest are recorded).
+JUDGED = ("heap", "rss", "uss", "service_heap")
 
 #: Both native services: libc's malloc/memset, and the bytes to leak from the environment.
 NATIVE_PRELUDE = textwrap.dedent(
@@ -101,6 +112,25 @@ SPIKE_NATIVE_SERVICE = NATIVE_PRELUDE + textwrap.dedent(
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": body})
+    """
+)
+
+
+#: The served Python-level leak: SIZE bytes kept per request, in a list.
+PYTHON_SERVICE = textwrap.dedent(
+    """
+    import os
+    SIZE = int(os.environ["LEAK_BYTES"])
+    kept = []
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if SIZE:
+            kept.append(os.urandom(SIZE))  # a fresh object each time: no interned constant
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
     """
 )
 
@@ -179,29 +209,47 @@ def main() -> None:
         "--spike-only", action="store_true", help="only the rows that leak under the spike"
     )
     rows_wanted.add_argument("--no-spike", action="store_true", help="skip those rows")
-    parser.add_argument("--in-process-only", action="store_true", help="skip the served rows")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--in-process-only", action="store_true", help="skip the served rows")
+    where.add_argument(
+        "--served-python-only",
+        action="store_true",
+        help="only the served rows that leak without a spike: Python (--served-python-sizes) "
+        "and native (--native-sizes)",
+    )
     parser.add_argument("--spike-sizes", type=int, nargs="+", default=SPIKE_SIZES)
     parser.add_argument("--spike-native-sizes", type=int, nargs="+", default=SPIKE_NATIVE_SIZES)
+    parser.add_argument(
+        "--served-python-sizes", type=int, nargs="+", default=list(SERVED_PYTHON_SIZES)
+    )
+    parser.add_argument("--native-sizes", type=int, nargs="+", default=list(NATIVE_SIZES))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.served_python_only:
+        args.no_spike = True
     settings = resolve(
         {"profile": "spike-at-8am", "peak_rps": 150}, mode="quick", duration_override=args.duration
     )
     rows = [
-        f"{'target':<22}{'leak B/req':>11}  {'verdict':<13}{'estimate B/req':>15}  {'growth':>12}  reason"
+        f"{'target':<22}{'leak B/req':>11}  {'verdict':<13}{'estimate B/req':>15}  {'growth':>12}  "
+        f"{'judged by':<14}{'each judged metric':<44}reason"
     ]
 
     def record(kind: str, size: int, result, note: str = "") -> None:  # type: ignore[no-untyped-def]
         primary = result.analysis.primary
         estimate = primary.slope if primary else 0.0
         growth = primary.growth if primary else 0.0
+        each = " ".join(
+            f"{j.metric}={j.verdict}" for j in result.analysis.judgements if j.metric in JUDGED
+        )
         rows.append(
-            f"{kind:<22}{size:>11}  {result.verdict:<13}{estimate:>15.1f}  {growth / 1024:>9.1f} KiB  {note}{result.reason[:90]}"
+            f"{kind:<22}{size:>11}  {result.verdict:<13}{estimate:>15.1f}  {growth / 1024:>9.1f} KiB  "
+            f"{result.analysis.metric:<14}{each:<44}{note}{result.reason[:90]}"
         )
         print(rows[-1], flush=True)
 
     print(rows[0], flush=True)
-    if not args.spike_only:
+    if not (args.spike_only or args.served_python_only):
         for size in IN_PROCESS_SIZES:
             record(
                 "in process (heap)",
@@ -223,22 +271,34 @@ def main() -> None:
 
 
 def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ignore[no-untyped-def]
-    """The served rows: uvicorn apps that leak native memory (USS judged)."""
+    """The served rows: uvicorn apps that leak Python objects or native memory (the agent's
+    ``service_heap`` and USS judged)."""
     script = HERE / "_native_service.py"
     script.write_text(NATIVE_SERVICE)
     spike_script = HERE / "_spike_native_service.py"
     spike_script.write_text(SPIKE_NATIVE_SERVICE)
+    python_script = HERE / "_python_service.py"
+    python_script.write_text(PYTHON_SERVICE)
     try:
-        for size in () if args.spike_only else NATIVE_SIZES:
+        for size in () if args.spike_only else args.served_python_sizes:
+            served = ServedProcess(
+                [sys.executable, "-m", "uvicorn", "_python_service:app", "--port", "{port}",
+                 "--log-level", "warning"],
+                env={"LEAK_BYTES": str(size)}, ready="/", cwd=HERE,
+            )  # fmt: skip
+            try:
+                result = run_soak(served, traffic(), settings, check=False)
+                record("served (Python)", size, result, f"[kept {kept_per_request(size)} B/req] ")
+            finally:
+                served.stop()
+        for size in () if args.spike_only else args.native_sizes:
             served = ServedProcess(
                 [sys.executable, "-m", "uvicorn", "_native_service:app", "--port", "{port}",
                  "--log-level", "warning"],
                 env={"LEAK_BYTES": str(size)}, ready="/", cwd=HERE,
             )  # fmt: skip
             try:
-                record(
-                    "served (native, USS)", size, run_soak(served, traffic(), settings, check=False)
-                )
+                record("served (native)", size, run_soak(served, traffic(), settings, check=False))
             finally:
                 served.stop()
         for size in () if args.no_spike else args.spike_native_sizes:
@@ -258,6 +318,16 @@ def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ign
     finally:
         script.unlink(missing_ok=True)
         spike_script.unlink(missing_ok=True)
+        python_script.unlink(missing_ok=True)
+
+
+def kept_per_request(size: int) -> int:
+    """What one request of ``PYTHON_SERVICE`` keeps: its ``bytes`` object in its pymalloc size
+    class (or malloc's, over 512 B) and the list's slot (amortized over-allocation ignored)."""
+    if not size:
+        return 0
+    obj = sys.getsizeof(b"x" * size)
+    return (obj + 15) // 16 * 16 + 8 if obj <= 512 else obj + 8
 
 
 if __name__ == "__main__":
