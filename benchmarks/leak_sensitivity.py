@@ -20,7 +20,9 @@ request; the reason is prefixed with the share of the soak's requests that leake
 
 The "served (Python)" rows run ``PYTHON_SERVICE`` under uvicorn: like ``python_leak_app``, but
 each request appends its own ``bytes`` object of SIZE bytes to a list (a Python-level leak: the
-object's header and the list's slot add to SIZE). ``--served-python-only`` runs only those rows
+object's header and the list's slot add to SIZE). The "served (Python, exact)" rows
+(``--served-exact-sizes``) extend one ``bytearray`` by exactly SIZE bytes a request instead (it
+grows by reallocation, in steps). ``--served-python-only`` runs only those rows
 and the served native rows (``--native-sizes``). The "judged by" column says which metric gave
 the verdict (``service_heap`` from the agent, or ``uss``).
 """
@@ -121,12 +123,16 @@ PYTHON_SERVICE = textwrap.dedent(
     """
     import os
     SIZE = int(os.environ["LEAK_BYTES"])
+    EXACT = os.environ.get("LEAK_EXACT") == "1"
     kept = []
+    buffer = bytearray()
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
-        if SIZE:
+        if SIZE and EXACT:
+            buffer.extend(b"x" * SIZE)  # exactly SIZE bytes a request, in one growing buffer
+        elif SIZE:
             kept.append(os.urandom(SIZE))  # a fresh object each time: no interned constant
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
@@ -220,6 +226,10 @@ def main() -> None:
     parser.add_argument("--spike-sizes", type=int, nargs="+", default=SPIKE_SIZES)
     parser.add_argument("--spike-native-sizes", type=int, nargs="+", default=SPIKE_NATIVE_SIZES)
     parser.add_argument(
+        "--served-exact-sizes", type=int, nargs="+", default=[8, 16, 32],
+        help="served rows that keep exactly SIZE bytes a request (one growing bytearray)",
+    )  # fmt: skip
+    parser.add_argument(
         "--served-python-sizes", type=int, nargs="+", default=list(SERVED_PYTHON_SIZES)
     )
     parser.add_argument("--native-sizes", type=int, nargs="+", default=list(NATIVE_SIZES))
@@ -289,6 +299,17 @@ def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ign
             try:
                 result = run_soak(served, traffic(), settings, check=False)
                 record("served (Python)", size, result, f"[kept {kept_per_request(size)} B/req] ")
+            finally:
+                served.stop()
+        for size in () if args.spike_only else args.served_exact_sizes:
+            served = ServedProcess(
+                [sys.executable, "-m", "uvicorn", "_python_service:app", "--port", "{port}",
+                 "--log-level", "warning"],
+                env={"LEAK_BYTES": str(size), "LEAK_EXACT": "1"}, ready="/", cwd=HERE,
+            )  # fmt: skip
+            try:
+                result = run_soak(served, traffic(), settings, check=False)
+                record("served (Python, exact)", size, result, f"[kept {size} B/req] ")
             finally:
                 served.stop()
         for size in () if args.spike_only else args.native_sizes:
