@@ -139,9 +139,7 @@ def judge_metric(
     big = size > threshold
     over_budget = slope > budget
     slowing = _slowing(deltas)
-    declining = (
-        not slowing and len(deltas) < LUMPY_MIN_CYCLES and _slowing(deltas, DECLINING_SHARE)
-    )
+    declining = not slowing and len(deltas) < LUMPY_MIN_CYCLES and _slowing(deltas, DECLINING_SHARE)
     steady = slope > 0 and second >= FLATTENING * slope and not slowing and not declining
     label, unit = facts.label, facts.unit
     cycles = len(deltas)

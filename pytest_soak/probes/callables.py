@@ -12,7 +12,10 @@ from pytest_soak.probes.probe import EVERYWHERE, Probe
 
 
 class CallableProbe(Probe):
-    """One metric read by calling a function of no arguments that returns a number."""
+    """A probe reading ``read()`` (a function of no arguments returning a number) as the
+    metric ``name`` (default: the function's name). ``unit="bytes"`` shows it in KiB/MiB;
+    ``judged=True`` makes its leak fail the test (otherwise secondary: at most suspicious);
+    ``noise``/``step``: see ``Metric``."""
 
     def __init__(
         self,
@@ -47,22 +50,9 @@ class CallableProbe(Probe):
         return {self.name: float(value)}
 
 
-def callable_probe(
-    read: Callable[[], float],
-    *,
-    name: str | None = None,
-    label: str | None = None,
-    unit: str = "",
-    noise: float = 0.0,
-    step: float = 0.0,
-    judged: bool = False,
-) -> CallableProbe:
-    """A probe reading ``read()`` (a number) as the metric ``name`` (default: the function's
-    name). ``unit="bytes"`` shows it in KiB/MiB; ``judged=True`` makes its leak fail the test
-    (otherwise secondary: at most suspicious); ``noise``/``step``: see ``Metric``."""
-    return CallableProbe(
-        read, name=name, label=label, unit=unit, noise=noise, step=step, judged=judged
-    )
+#: ``callable_probe(fn, name=..., unit="bytes", judged=True)``: the probe by the name users
+#: write.
+callable_probe = CallableProbe
 
 
 def as_probe(candidate: object) -> object:

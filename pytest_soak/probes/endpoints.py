@@ -24,8 +24,12 @@ _SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count", "_gcount", "_gsu
 
 
 class PrometheusProbe(HttpProbe):
-    """One sample of a Prometheus text exposition (a gauge or a counter) by metric name and
-    labels; parsed by ``prometheus_client``'s parser."""
+    """A probe reading the sample ``metric`` (a gauge or a counter; with ``labels``, the one
+    whose labels include these) of the Prometheus text exposition at ``url`` (loopback;
+    ``{port}``/``{port:NAME}`` filled from the service's ports). Read as the metric ``name``
+    (default: ``metric``); ``judged=True`` makes its leak fail the test; ``noise``/``step``:
+    see ``Metric``. Several samples matching is an error listing them. Parsed by
+    ``prometheus_client``'s parser."""
 
     def __init__(
         self,
@@ -119,8 +123,11 @@ class PrometheusProbe(HttpProbe):
 
 
 class JsonFieldProbe(HttpProbe):
-    """A number at a dotted path of a JSON document (``"memory.heap_bytes"``,
-    ``"workers.0.rss"``; a number in a string, as Envoy writes them, is read too)."""
+    """A probe reading the number at ``field`` (a dotted path, list indexes allowed:
+    ``"memory.heap_bytes"``, ``"workers.0.rss"``; a number in a string, as Envoy writes them,
+    is read too) of the JSON document at ``url`` (loopback; ``{port}``/``{port:NAME}`` filled).
+    Read as the metric ``name`` (default: the path with ``_`` for dots); ``judged=True`` makes
+    its leak fail the test."""
 
     def __init__(
         self,
@@ -241,44 +248,7 @@ def _describe(metric: str, labels: Mapping[str, str]) -> str:
     return metric + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
-def prometheus(
-    url: str,
-    metric: str,
-    labels: Mapping[str, str] | None = None,
-    *,
-    name: str | None = None,
-    label: str | None = None,
-    unit: str = "bytes",
-    judged: bool = False,
-    noise: float = 0.0,
-    step: float = 0.0,
-) -> PrometheusProbe:
-    """A probe reading the sample ``metric`` (a gauge or a counter; with ``labels``, the one
-    whose labels include these) of the Prometheus text exposition at ``url`` (loopback;
-    ``{port}``/``{port:NAME}`` filled from the service's ports). Read as the metric ``name``
-    (default: ``metric``); ``judged=True`` makes its leak fail the test; ``noise``/``step``:
-    see ``Metric``. Several samples matching is an error listing them."""
-    return PrometheusProbe(
-        url, metric, labels, name=name, label=label, unit=unit, judged=judged, noise=noise,
-        step=step,
-    )  # fmt: skip
-
-
-def http_json(
-    url: str,
-    field: str,
-    *,
-    name: str | None = None,
-    label: str | None = None,
-    unit: str = "",
-    judged: bool = False,
-    noise: float = 0.0,
-    step: float = 0.0,
-) -> JsonFieldProbe:
-    """A probe reading the number at ``field`` (a dotted path, list indexes allowed:
-    ``"memory.heap_bytes"``, ``"workers.0.rss"``) of the JSON document at ``url`` (loopback;
-    ``{port}``/``{port:NAME}`` filled). Read as the metric ``name`` (default: the path with
-    ``_`` for dots); ``judged=True`` makes its leak fail the test."""
-    return JsonFieldProbe(
-        url, field, name=name, label=label, unit=unit, judged=judged, noise=noise, step=step
-    )
+#: ``prometheus(url, metric, labels=...)``, ``http_json(url, field)``: the probes by the names
+#: users write.
+prometheus = PrometheusProbe
+http_json = JsonFieldProbe

@@ -53,7 +53,11 @@ SECONDARY = frozenset({"envoy_heap_size", "envoy_physical"})
 
 
 class EnvoyAdminProbe(HttpProbe):
-    """Envoy's tcmalloc figures from ``GET {admin}/memory``."""
+    """A probe reading an Envoy proxy's memory (tcmalloc's figures, ``GET {admin}/memory``)
+    from its admin listener at ``url`` (loopback, e.g. ``"http://127.0.0.1:{port:admin}"``):
+    ``envoy_allocated`` (judged), ``envoy_heap_size`` and ``envoy_physical`` (secondary), the
+    page heap's free and unmapped bytes and the thread caches (recorded). ``judged=()`` makes
+    every figure at most suspicious."""
 
     def __init__(self, url: str, *, judged: Iterable[str] = ("allocated",)) -> None:
         base = url.rstrip("/")
@@ -101,9 +105,5 @@ class EnvoyAdminProbe(HttpProbe):
         return values
 
 
-def envoy_admin(url: str, *, judged: Iterable[str] = ("allocated",)) -> EnvoyAdminProbe:
-    """A probe reading an Envoy proxy's memory from its admin listener at ``url`` (loopback,
-    e.g. ``"http://127.0.0.1:{port:admin}"``): ``envoy_allocated`` (judged), ``envoy_heap_size``
-    and ``envoy_physical`` (secondary), the page heap's free and unmapped bytes and the thread
-    caches (recorded). ``judged=()`` makes every figure at most suspicious."""
-    return EnvoyAdminProbe(url, judged=judged)
+#: ``envoy_admin(url)``: the probe by the name users write.
+envoy_admin = EnvoyAdminProbe
