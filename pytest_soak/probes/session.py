@@ -2,8 +2,10 @@
 where the service runs, then the test suite's own — read as one: a sample, a floor.
 
 In process that is the Python heap (judged) and this process's RSS (secondary: it includes the
-harness); for a served service the USS (judged) and RSS (secondary) of its process tree. The
-harness's own RSS is taken at the start and end of the run, beside the probes.
+harness); for a served service the agent's heap inside a Python service (judged, when an agent
+answers), and the USS (judged) and RSS (secondary) of its process tree. At a checkpoint every
+probe settles first, then all are read. The harness's own RSS is taken at the start and end of
+the run, beside the probes.
 """
 
 from __future__ import annotations
