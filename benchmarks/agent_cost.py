@@ -64,7 +64,8 @@ CHECKPOINT_EVERY = 5.0
 
 
 class Reader:
-    """A soak run's reads of the agent: 10 Hz, plus settle + read every 5 s."""
+    """A soak run's reads of the agent: the sampler at 10 Hz (the probe asks the agents at most
+    every ``SAMPLE_GAP``), plus settle + read every 5 s (in a run the load pauses for those)."""
 
     def __init__(self, probe: AgentProbe) -> None:
         self.probe = probe
@@ -88,8 +89,10 @@ class Reader:
 
     def read(self) -> None:
         began = time.perf_counter()
+        asked = self.probe._last_at  # the probe asks the agents at most every SAMPLE_GAP
         figures = self.probe.read()
-        self.reads.append(time.perf_counter() - began)
+        if self.probe._last_at != asked:  # timed only when the agents were asked
+            self.reads.append(time.perf_counter() - began)
         if not figures:
             self.empty += 1
         self.own = max(self.own, figures.get("agent_own", 0.0))
@@ -172,7 +175,7 @@ def idle_costs(samples: int) -> tuple[list[float], list[float]]:
         reads, settles = [], []
         for i in range(samples):
             began = time.perf_counter()
-            probe.read()
+            probe.read_now()  # a real round trip (read() may answer with the last figures)
             reads.append(time.perf_counter() - began)
             if i % 5 == 0:
                 began = time.perf_counter()
