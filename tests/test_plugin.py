@@ -206,6 +206,8 @@ def test_bad_markers_are_clear_errors_before_any_load(
     result = soak_project.runpytest(*FAST)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([message])
+    # the short test summary gives the message after the test's id, not the id again
+    result.stdout.fnmatch_lines(["ERROR test_bad.py::test_bad - *Error: *"])
     _assert_no_internal_traceback(result)
 
 

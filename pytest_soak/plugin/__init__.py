@@ -79,8 +79,9 @@ def pytest_runtest_makereport(
     excinfo = call.excinfo
     if excinfo is not None and isinstance(excinfo.value, SoakError):
         # Bad input (traffic, profile, marker, service): the message says it all; our internal
-        # frames would only hide it.
-        report.longrepr = f"{item.nodeid}: {type(excinfo.value).__name__}: {excinfo.value}"
+        # frames would only hide it. It starts with the error, not the test's id: the short test
+        # summary shows the first line after the id it already gives.
+        report.longrepr = f"{type(excinfo.value).__name__}: {excinfo.value}"
     return report
 
 
