@@ -62,8 +62,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--soak-duration", "soak_duration",
-        "wall time of every soak run, overriding the mode and markers (e.g. 20s, 10m).",
-        ini="wall time of soak runs whose marker sets no duration",
+        "wall time of every soak run (e.g. 20s, 10m): overrides the markers, ini soak_duration "
+        "and the mode's default",
+        ini="wall time of soak runs whose marker sets none (e.g. 20s, 10m), instead of the "
+        "mode's default; --soak-duration overrides every run",
         type=_duration_value, metavar="DURATION",
     ),
     Option(
