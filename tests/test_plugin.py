@@ -466,3 +466,34 @@ def test_readme_documents_every_option_ini_key_and_marker_key() -> None:
     missing += [name for name in INI_ONLY if f"`{name}`" not in readme]
     missing += [key for key in MARKER_KEYS if f"`{key}`" not in readme]
     assert not missing, f"README.md does not document: {', '.join(missing)}"
+
+
+def test_many_late_requests_are_explained_in_the_summary(soak_project: pytest.Pytester) -> None:
+    soak_project.makepyfile(
+        test_slow=_module(
+            """
+            import asyncio
+            import pytest
+
+            async def slow_app(scope, receive, send):  # answers after 100 ms
+                if scope["type"] != "http":
+                    return
+                await asyncio.sleep(0.1)
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"ok"})
+
+            @pytest.mark.soak(profile="constant", peak_rps=60, concurrency=2)
+            def test_slow(soak, replay_traffic):
+                soak.run(slow_app, replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest(*FAST)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_slow.py::test_slow: late: * of * requests (*%) left more than 25 ms after their "
+            "time: * found all 2 in-flight slots taken (the service answers slower than the rate "
+            "needs: raise concurrency= or lower peak_rps=)*"
+        ]
+    )

@@ -33,6 +33,7 @@ class PhaseStats:
     wall_end: float | None = None
     sent: int = 0
     late: int = 0  # sent later than the late threshold after their intended time
+    capped: int = 0  # found every concurrency slot taken when due (it had to wait for one)
     unsent: int = 0  # could not be sent before the run's deadline
     statuses: Counter[str] = field(default_factory=_status_counts)  # "2xx", "4xx", ... (0s too)
     errors: Counter[str] = field(default_factory=Counter)  # "5xx", "connect", "timeout", ...
@@ -85,6 +86,7 @@ class PhaseStats:
         self.expected += other.expected
         self.sent += other.sent
         self.late += other.late
+        self.capped += other.capped
         self.unsent += other.unsent
         self.statuses.update(other.statuses)
         self.errors.update(other.errors)
@@ -191,6 +193,10 @@ class Run:
     @property
     def late(self) -> int:
         return sum(p.late for p in self.phases)
+
+    @property
+    def capped(self) -> int:
+        return sum(p.capped for p in self.phases)
 
     @property
     def unsent(self) -> int:

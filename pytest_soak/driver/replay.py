@@ -239,6 +239,8 @@ class _Loop:
                 if self.loop.time() - self.start - self.shift > deadline:
                     self._count_unsent(index, arrival, phase)
                     break
+                if self.slots.locked():
+                    stats.capped += 1  # every slot taken: it waits for an answer to free one
                 await self.slots.acquire()
                 if self.abort is not None:
                     self.slots.release()

@@ -46,6 +46,7 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
             "sent": run.sent,
             "errors": run.errors,
             "late": run.late,
+            "capped": run.capped,
             "unsent": run.unsent,
             "aborted": run.aborted,
         },

@@ -45,6 +45,9 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         for note in result.get("notes") or ():
             if str(note).startswith("probe "):
                 lines.append(f"{result['test_id']}: {note}")
+        late = _late_reason(result)
+        if late:
+            lines.append(f"{result['test_id']}: {late}")
         errors = _error_kinds(result)
         if errors:
             lines.append(f"{result['test_id']}: errors: {errors}")
@@ -53,6 +56,35 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         if baseline.get("note"):
             lines.append(f"{result['test_id']}: baseline: {baseline['note']}")
     return lines
+
+
+#: A share of late requests worth explaining in the summary.
+LATE_SHARE = 0.1
+
+
+def _late_reason(result: Mapping[str, Any]) -> str:
+    """Why many requests left late: every in-flight slot was taken (the service answers slower
+    than the rate needs), or the harness's event loop was busy."""
+    run = result["run"]
+    sent, late, capped = int(run["sent"]), int(run["late"]), int(run.get("capped", 0))
+    if not sent or late < LATE_SHARE * sent:
+        return ""
+    concurrency = (result.get("settings") or {}).get("concurrency", "?")
+    why = []
+    if capped:
+        why.append(
+            f"{capped:,} found all {concurrency} in-flight slots taken (the service answers "
+            "slower than the rate needs: raise concurrency= or lower peak_rps=)"
+        )
+    if capped < late:
+        why.append(
+            "the others found the harness's event loop busy (a loaded machine; in process, "
+            "the app's own work runs on that loop)"
+        )
+    return (
+        f"late: {late:,} of {sent:,} requests ({100 * late / sent:.0f}%) left more than 25 ms "
+        "after their time: " + "; ".join(why)
+    )
 
 
 def _error_kinds(result: Mapping[str, Any]) -> str:
