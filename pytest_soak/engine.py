@@ -10,9 +10,10 @@ is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_soak.analysis import Analysis, Limits, analyze
@@ -25,6 +26,7 @@ from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, repl
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
 from pytest_soak.errors import DriverError, SoakFailure
 from pytest_soak.probes import FloorTable, ProbeSession, Sampler, Service
+from pytest_soak.report.progress import Progress
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 from pytest_soak.traffic.fresh_ids import freshen
@@ -32,6 +34,8 @@ from pytest_soak.traffic.model import Exchange, Traffic
 
 #: Endpoints listed in a result (most frequent first): enough to see the traffic's mix.
 MAX_ENDPOINTS_REPORTED = 50
+#: Seconds between two reports of a run's progress.
+PROGRESS_TICK = 1.0
 
 
 def run_soak(
@@ -42,10 +46,12 @@ def run_soak(
     test_id: str = "",
     check: bool = True,
     attribution: bool = True,
+    progress: Callable[[Progress], None] | None = None,
 ) -> SoakResult:
     """Replay cycles of ``traffic`` against ``target`` shaped by ``settings``; judge memory.
     ``attribution=False`` skips the attribution pass (isolation trials: only the verdict
-    counts)."""
+    counts). ``progress`` is told how the run goes about once a second (in the run's event
+    loop), and once more with ``done=True`` at its end."""
     resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
     if not len(traffic):
         raise DriverError(f"{traffic.path}: no exchanges to replay (after filters)")
@@ -79,6 +85,53 @@ def run_soak(
         return freshen(plan.choice.exchanges, cycle) if fresh else plan.choice.exchanges
 
     cycles = CycleLedger(plan)
+    began = time.monotonic()
+    replaying = [0, planned]  # the first cycle and the cycles of the replay going on
+
+    def snapshot(achieved: float, done: bool = False) -> Progress:
+        run = live.run
+        sent = run.sent if run is not None else 0
+        phases = run.phases if run is not None else []
+        phase = phases[live.phase] if 0 <= live.phase < len(phases) else None
+        first, count = replaying
+        metric = session.metric_table.get(session.sample_metric)
+        return Progress(
+            cycle=min(first + sent // max(1, plan.size), first + count - 1),
+            cycles=first + count,
+            phase=phase.name if phase is not None else "",
+            elapsed=time.monotonic() - began,
+            planned=plan.timeline.wall_seconds * (first + count),
+            target_rps=phase.expected / phase.planned_seconds
+            if phase is not None and phase.planned_seconds
+            else 0.0,
+            achieved_rps=achieved,
+            in_flight=len(live.in_flight),
+            sent=sent,
+            late=run.late if run is not None else 0,
+            errors=run.errors if run is not None else 0,
+            metric=metric.label if metric is not None else session.sample_metric,
+            unit=metric.unit if metric is not None else "",
+            now=sampler.latest.get(session.sample_metric),
+            floor=floors.last(session.sample_metric),
+            done=done,
+        )
+
+    async def tell_progress() -> None:
+        """Half a second in, then about once a second, how the run goes (the rate: requests
+        sent over the last tick's time, checkpoint pauses left out)."""
+        assert progress is not None
+        last_sent, last_at, last_paused = 0, time.monotonic(), 0.0
+        await asyncio.sleep(PROGRESS_TICK / 2)
+        while True:
+            run = live.run
+            sent, now = (run.sent if run is not None else 0), time.monotonic()
+            paused = run.paused if run is not None else 0.0
+            if run is not None and sent < last_sent:  # the extra cycles: a new run
+                last_sent, last_paused = 0, 0.0
+            active = max(1e-9, now - last_at - max(0.0, paused - last_paused))
+            progress(snapshot(max(0, sent - last_sent) / active))
+            last_sent, last_at, last_paused = sent, now, paused
+            await asyncio.sleep(PROGRESS_TICK)
 
     def on_checkpoint(point: Checkpoint) -> None:
         floors.store(session.floor())
@@ -86,6 +139,7 @@ def run_soak(
 
     async def replay_cycles(first: int, count: int, client: Client) -> Run:
         cycles.begin(first, count)
+        replaying[:] = [first, count]
         return await replay(
             resolved,
             exchanges_of(first),
@@ -121,6 +175,18 @@ def run_soak(
         )
 
     async def drive() -> tuple[Run, Analysis, list[str]]:
+        ticker = asyncio.ensure_future(tell_progress()) if progress is not None else None
+        try:
+            return await drive_cycles()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            if progress is not None:
+                progress(snapshot(0.0, done=True))
+
+    async def drive_cycles() -> tuple[Run, Analysis, list[str]]:
         await resolved.before_run()
         config = ReplayConfig(concurrency=settings.concurrency)
         client = await resolved.open_client(config.concurrency, config.request_timeout)

@@ -13,6 +13,7 @@ from pytest_soak.driver.targets import ServedProcess, UrlTarget, check_host_allo
 from pytest_soak.engine import run_soak
 from pytest_soak.errors import SoakError, SoakFailure
 from pytest_soak.isolation import isolate, repro_path
+from pytest_soak.report.progress import Progress
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
 from pytest_soak.traffic import Traffic, load_traffic
@@ -30,8 +31,10 @@ class Soak:
         allowed_hosts: Sequence[str] = (),
         on_result: Callable[[SoakResult], None] | None = None,
         baselines: BaselineContext | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self._baselines = baselines
+        self._progress = progress
         self._resolve = resolve
         self.test_id = test_id
         self.base_dir = base_dir
@@ -64,7 +67,10 @@ class Soak:
             settings = self._resolve(overrides)
             if not isinstance(traffic, Traffic):
                 traffic = load_traffic(self.base_dir / Path(traffic))
-            result = run_soak(target, traffic, settings, test_id=self.test_id, check=False)
+            result = run_soak(
+                target, traffic, settings, test_id=self.test_id, check=False,
+                progress=self._progress,
+            )  # fmt: skip
         except SoakError as exc:
             raise _fresh(exc) from None
         self.results.append(result)

@@ -497,3 +497,67 @@ def test_many_late_requests_are_explained_in_the_summary(soak_project: pytest.Py
             "needs: raise concurrency= or lower peak_rps=)*"
         ]
     )
+
+
+@pytest.mark.parametrize(("flags", "shown"), [((), True), (("-q",), False), (("-n", "2"), False)])
+def test_a_run_shows_its_progress_unless_quiet_or_in_an_xdist_worker(
+    soak_project: pytest.Pytester, flags: tuple[str, ...], shown: bool
+) -> None:
+    soak_project.makepyfile(
+        test_progress=_module(
+            """
+            import pytest
+            from apps.services import leaky_app
+
+            @pytest.mark.soak(profile="spike-at-8am", peak_rps=100)
+            def test_progress(soak, replay_traffic):
+                soak.run(leaky_app(0), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST, *flags)
+    result.assert_outcomes(passed=1)
+    line = (
+        "soak test_progress.py::test_progress: warm-up * | *s of 8.0s | */* req/s | * in flight | "
+        "* sent, * late, * errors | Python heap (tracemalloc) * (last floor *)"
+    )
+    if shown:  # off a terminal: a line a second in, then every 10 s
+        result.stdout.fnmatch_lines([line])
+    else:
+        result.stdout.no_fnmatch_line("soak test_progress.py::test_progress: *")
+
+
+def test_on_a_terminal_the_progress_is_one_line_rewritten_in_place(
+    soak_project: pytest.Pytester,
+) -> None:
+    """Run under ``script``, which gives pytest a pseudo-terminal."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("no `script` (util-linux) to run pytest on a pseudo-terminal")
+    soak_project.makepyfile(
+        test_tty=_module(
+            """
+            import pytest
+            from apps.services import leaky_app
+
+            @pytest.mark.soak(profile="constant", peak_rps=50)
+            def test_tty(soak, replay_traffic):
+                soak.run(leaky_app(0), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    command = f"{sys.executable} -m pytest -p no:cacheprovider -n 0 --soak-duration=4s test_tty.py"
+    done = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        cwd=soak_project.path, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout.decode(errors="replace")
+    parts = done.stdout.split(b"\r")
+    shown = [p for p in parts if p.startswith(b"soak test_tty.py::test_tty: ")]
+    assert len(shown) >= 2  # rewritten: each after a carriage return, on the same line
+    assert all(b"\n" not in p for p in shown)
+    after = parts[parts.index(shown[-1]) + 1]
+    assert after.strip(b" ").startswith((b"\x1b[32m.", b"."))  # cleared, then pytest's dot

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,10 +73,13 @@ def plan_phases(timeline: _Timeline, cycles: Sequence[int] = (0,)) -> list[Phase
 
 @dataclass
 class LiveState:
-    """Shared with the sampler thread: which phase the load is in, and whether it is paused."""
+    """Shared with the sampler thread and the progress ticker: which phase the load is in,
+    whether it is paused, and the run being replayed with what it has in flight."""
 
     phase: int = 0
     paused: bool = False
+    run: Run | None = None
+    in_flight: Sized = ()
 
 
 async def replay(
@@ -130,6 +133,7 @@ async def replay(
         client = await target.open_client(config.concurrency, config.request_timeout)
     spans = [(p.end, by_name[p.name]) for p in phases]
     loop_runner = _Loop(run, spans, target, client, exchanges, config, live, on_checkpoint)
+    live.run, live.in_flight = run, loop_runner.inflight
     if cycle_exchanges is not None:
         first_cycle = phases[0].cycle if phases else 0
         loop_runner.next_cycle = lambda k: cycle_exchanges(first_cycle + k)

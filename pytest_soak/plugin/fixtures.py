@@ -14,6 +14,7 @@ import pytest
 
 from pytest_soak.errors import SoakError
 from pytest_soak.plugin import options
+from pytest_soak.plugin.live import progress_for
 from pytest_soak.plugin.results import RESULTS_KEY, item_test_id, item_test_name
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         base_dir=module_path.parent,
         allowed_hosts=hosts,
         on_result=lambda result: results.append(_with_mocks(result, item)),
+        progress=progress_for(config, item.nodeid),
         baselines=BaselineContext(
             test_file=module_path,
             test_name=item_test_name(item),

@@ -69,6 +69,14 @@ class FloorTable:
             column[self.size] = values.get(name, math.nan)
         self.size += 1
 
+    def last(self, name: str) -> float | None:
+        """The latest floor of ``name`` (None before the first, or if it was not read)."""
+        column = self._columns.get(name)
+        if column is None or not self.size:
+            return None
+        value = column[self.size - 1]
+        return None if math.isnan(value) else value
+
     def rows(self) -> list[dict[str, float]]:
         return [
             {name: col[i] for name, col in self._columns.items() if not math.isnan(col[i])}

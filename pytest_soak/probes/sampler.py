@@ -95,6 +95,8 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name="soak-sampler", daemon=True)
         self._t0 = 0.0
         self.errors = 0
+        #: The latest reading (the live progress line shows it).
+        self.latest: dict[str, float] = {}
 
     def start(self) -> None:
         self._t0 = time.monotonic()
@@ -112,6 +114,7 @@ class Sampler:
             self.errors += 1
             return
         self.series.add(time.monotonic() - self._t0, values)
+        self.latest = values
         phase = self._phase()
         extremes = self.phases.get(phase)
         if extremes is None:  # not setdefault: that would build one on every sample
