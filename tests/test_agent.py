@@ -215,7 +215,7 @@ NATIVE_SERVICE = textwrap.dedent(
 
 
     def remember(path):
-        lib.leak(64)  # the native leak
+        lib.leak(256)  # the native leak
 
 
     async def app(scope, receive, send):
@@ -235,7 +235,9 @@ def test_a_leak_inside_a_compiled_library_is_attributed_to_the_python_line_that_
     soak_project: pytest.Pytester,
 ) -> None:
     """malloc inside a shared library (not Python's allocator: tracemalloc cannot see it) is
-    traced by memray inside the service and named by the Python line that called it."""
+    traced by memray inside the service and named by the Python line that called it. (256 B a
+    request: on a busy machine the service's pymalloc floors swing by about 14 KiB a cycle,
+    which would hide a 64 B leak in a 10 s run; this test is about the line, not the size.)"""
     pytest.importorskip("memray", reason="memray traces native allocations: pip install memray")
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -268,7 +270,7 @@ def test_a_leak_inside_a_compiled_library_is_attributed_to_the_python_line_that_
         [
             "*soak verdict: LEAK — service heap (pymalloc + malloc, agent) grew in every *",
             "*top allocation sites that grew in every cycle*",
-            "*/cycle (64 B/request)  native_service.py:10 in remember: lib.leak(64)  # the native*",
+            "*/cycle (256 B/request)  native_service.py:10 in remember: lib.leak(256)  # the*",
             "*the attribution pass was traced by memray (native allocations included)*",
         ]
     )
