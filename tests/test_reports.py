@@ -1,11 +1,55 @@
-"""The data reports as a user meets them: ``--soak-json`` (schema, metadata, rounding),
-``--junitxml`` properties, ``--soak-openmetrics``, and secrets kept out of all of them."""
+"""The data reports as a user meets them: ``--soak-json`` (schema, metadata, rounding), and
+secrets kept out of them."""
 
 from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import textwrap
 
 import pytest
 
 from pytest_soak.traffic.redaction import MASK, is_secret_name, redact_text
+
+FAST = ("--soak-duration=4s", "-p", "no:cacheprovider")
+SECRET = "s3cr3t-tok-9f2c"
+
+
+def _module(body: str) -> str:
+    return textwrap.dedent(body).lstrip()
+
+
+#: A test module whose app answers 500 on ``/boom`` (with a secret in its query) and 200 else.
+BOOM_MODULE = _module(
+    """
+    import pytest
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        status = 500 if scope["path"] == "/boom" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    @pytest.mark.soak(profile="step", peak_rps=80)
+    def test_boom(soak, replay_traffic):
+        result = soak.run(app, replay_traffic("boom.jsonl"))
+        print(result.explain())
+    """
+)
+
+
+def _boom_traffic(total: int = 200) -> str:
+    headers = {"Cookie": f"session={SECRET}", "Authorization": f"Bearer {SECRET}"}
+    lines = [
+        json.dumps({"offset": round(n * 0.01, 4), "method": "GET",
+                    "url": f"/boom?token={SECRET}&n={n}" if n % 5 == 0 else f"/item/{n % 40}",
+                    "headers": headers})
+        for n in range(total)
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize(
@@ -38,3 +82,151 @@ def test_secret_names_are_the_repro_files_rule() -> None:
     assert all(is_secret_name(n) for n in ("token", "Password", "client_secret", "apikey", "key"))
     assert not any(is_secret_name(n) for n in ("author", "page", "id", "monkey"))
     assert MASK == "***"
+
+
+# -- pure renderers ---------------------------------------------------------------------------
+
+
+def _result(**changes: object) -> dict[str, object]:
+    """A result dict as ``SoakResult.to_dict()`` gives it (the fields the renderers read)."""
+    result: dict[str, object] = {
+        "test_id": "test_shop.py::test_cart",
+        "verdict": "leak",
+        "metric": "heap",
+        "growth_bytes": 658534.7,
+        "growth_per_request_bytes": 278.4567,
+        "judgements": [{"metric": "heap", "p_value": 2.83456e-06, "slope": 278.4567}],
+        "run": {"sent": 2664, "errors": 3, "late": 1, "elapsed_seconds": 69.12345},
+        "phases": [{"name": "spike", "achieved_rps": 147.6123, "p99": 0.0053321}],
+        "samples": [{"t": 0.50123, "heap": 771.6, "blocks": 5432.0, "ratio": 0.123456}],
+        "harness": {"rss_start": 1234.5},
+    }
+    result.update(changes)
+    return result
+
+
+def test_json_figures_are_rounded_for_reading() -> None:
+    from pytest_soak.report.json_report import json_document
+
+    [entry] = json_document([_result()])["results"]
+    assert entry["growth_bytes"] == 658535 and entry["growth_per_request_bytes"] == 278
+    assert entry["judgements"][0]["p_value"] == 2.83e-06
+    assert entry["run"]["elapsed_seconds"] == 69.123
+    assert entry["phases"][0] == {"name": "spike", "achieved_rps": 147.61, "p99": 0.005}
+    assert entry["samples"][0] == {"t": 0.501, "heap": 772, "blocks": 5432, "ratio": 0.1235}
+    assert entry["harness"] == {"rss_start": 1234}
+
+
+def test_json_matches_its_schema_with_run_metadata(soak_project: pytest.Pytester) -> None:
+    import jsonschema
+
+    import pytest_soak
+    from pytest_soak.baselines import Environment
+    from pytest_soak.report.json_report import SCHEMA_VERSION, schema_path
+
+    commit = None
+    if shutil.which("git"):
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+        subprocess.run([*git, "init", "-q"], cwd=soak_project.path, check=True)
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=soak_project.path,
+                       check=True)  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=soak_project.path, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+    soak_project.makefile(".jsonl", boom=_boom_traffic())
+    soak_project.makepyfile(test_boom=BOOM_MODULE)
+    result = soak_project.runpytest_subprocess(
+        *FAST, "--soak-json=soak.json", "--soak-env-label=ci"
+    )
+    result.assert_outcomes(passed=1)
+    document = json.loads((soak_project.path / "soak.json").read_text())
+    jsonschema.validate(document, json.loads(schema_path().read_text()))
+    assert document["schema"] == SCHEMA_VERSION == 3
+    assert document["version"] == pytest_soak.__version__
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", document["started"])
+    assert document["environment"] == Environment.current("ci").key
+    assert document["environment"].endswith("/ci")
+    assert document.get("git_commit") == commit
+    assert document["interrupted"] is False
+    [entry] = document["results"]
+    assert isinstance(entry["growth_bytes"], int)
+    assert isinstance(entry["growth_per_request_bytes"], int)
+    assert all(round(p["p99"], 3) == p["p99"] for p in entry["phases"])
+    assert entry["run"]["errors"] == sum(p["errors"] for p in entry["phases"]) > 0
+
+
+def test_json_without_a_git_checkout_has_no_commit(soak_project: pytest.Pytester) -> None:
+    from pytest_soak.plugin.results import git_commit
+
+    assert git_commit(soak_project.path) is None  # pytester's folder is no checkout
+    assert git_commit(soak_project.path / "missing") is None
+
+
+def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
+    """A token in the query of requests answered 500 reaches the error samples: masked there,
+    so it is in neither the JSON nor the terminal output (failure text included)."""
+    soak_project.makefile(".jsonl", boom=_boom_traffic())
+    soak_project.makepyfile(test_boom=BOOM_MODULE)
+    result = soak_project.runpytest_subprocess(*FAST, "-s", "--soak-json=soak.json")
+    result.assert_outcomes(passed=1)
+    json_text = (soak_project.path / "soak.json").read_text()
+    [entry] = json.loads(json_text)["results"]
+    samples = [s for phase in entry["phases"] for s in phase["error_samples"]]
+    assert samples and all("/boom?token=***&n=" in s for s in samples)
+    output = "\n".join(result.outlines + result.errlines)
+    assert "e.g. 5xx: GET /boom?token=***&n=" in output  # the explanation shows a sample
+    for name, text in [
+        ("soak.json", json_text),
+        ("terminal", output),
+    ]:
+        assert SECRET not in text, f"{name} shows the secret"
+
+
+def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest.Pytester) -> None:
+    """SIGINT while the second soak runs: the reports still hold the first one, and the JSON
+    says the session was interrupted; the run in progress is left out (it was not judged)."""
+    import signal
+    import sys
+    import time
+
+    soak_project.makepyfile(
+        test_ctrl_c=_module(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="step", peak_rps=80, duration="4s")
+            def test_a_finishes(soak, replay_traffic):
+                soak.run(healthy_app(), replay_traffic("items.jsonl"))
+
+            @pytest.mark.soak(profile="step", peak_rps=80, duration="300s")
+            def test_b_is_interrupted(soak, replay_traffic):
+                soak.run(healthy_app(), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
+               "--soak-json=soak.json"]  # fmt: skip
+    process = soak_project.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 180
+        for raw in process.stdout:
+            lines.append(raw.decode(errors="replace"))
+            if "test_a_finishes PASSED" in lines[-1]:
+                time.sleep(2)  # the second soak is under way
+                process.send_signal(signal.SIGINT)
+            assert time.monotonic() < deadline, "".join(lines)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = "".join(lines)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "soak: interrupted: the reports hold the 1 soak run(s) that finished" in output
+    document = json.loads((soak_project.path / "soak.json").read_text())
+    assert document["interrupted"] is True
+    assert [r["test_id"] for r in document["results"]] == ["test_ctrl_c.py::test_a_finishes"]
