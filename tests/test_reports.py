@@ -1,5 +1,5 @@
-"""The data reports as a user meets them: ``--soak-json`` (schema, metadata, rounding), and
-secrets kept out of them."""
+"""The data reports as a user meets them: ``--soak-json`` (schema, metadata, rounding),
+``--junitxml`` properties, and secrets kept out of all of them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 import textwrap
+import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 
@@ -163,12 +165,42 @@ def test_json_without_a_git_checkout_has_no_commit(soak_project: pytest.Pytester
     assert git_commit(soak_project.path / "missing") is None
 
 
-def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
-    """A token in the query of requests answered 500 reaches the error samples: masked there,
-    so it is in neither the JSON nor the terminal output (failure text included)."""
+def _boom_run(soak_project: pytest.Pytester, *args: str) -> dict[str, Any]:
+    """Run ``BOOM_MODULE`` with ``args`` (and ``--soak-json``): its one JSON result."""
     soak_project.makefile(".jsonl", boom=_boom_traffic())
     soak_project.makepyfile(test_boom=BOOM_MODULE)
-    result = soak_project.runpytest_subprocess(*FAST, "-s", "--soak-json=soak.json")
+    result = soak_project.runpytest_subprocess(*FAST, "--soak-json=soak.json", *args)
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads((soak_project.path / "soak.json").read_text())["results"]
+    assert entry["run"]["errors"] > 0 and entry["judgements"][0]["p_value"] is not None
+    return dict(entry)
+
+
+def test_junit_xml_carries_the_soak_figures(soak_project: pytest.Pytester) -> None:
+    entry = _boom_run(soak_project, "--junitxml=junit.xml")
+    [case] = ET.parse(soak_project.path / "junit.xml").getroot().iter("testcase")
+    assert case.get("name") == "test_boom"
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties == {
+        "soak_verdict": entry["verdict"],
+        "soak_metric": entry["metric"],
+        "soak_growth_bytes": str(entry["growth_bytes"]),
+        "soak_growth_per_request_bytes": str(entry["growth_per_request_bytes"]),
+        "soak_p_value": str(entry["judgements"][0]["p_value"]),
+        "soak_requests": str(entry["run"]["sent"]),
+        "soak_errors": str(entry["run"]["errors"]),
+        "soak_late": str(entry["run"]["late"]),
+    }
+
+
+def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
+    """A token in the query of requests answered 500 reaches the error samples: masked there,
+    so it is in none of the JSON, JUnit XML or terminal output (failure text included)."""
+    soak_project.makefile(".jsonl", boom=_boom_traffic())
+    soak_project.makepyfile(test_boom=BOOM_MODULE)
+    result = soak_project.runpytest_subprocess(
+        *FAST, "-s", "--soak-json=soak.json", "--junitxml=junit.xml"
+    )
     result.assert_outcomes(passed=1)
     json_text = (soak_project.path / "soak.json").read_text()
     [entry] = json.loads(json_text)["results"]
@@ -178,6 +210,7 @@ def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None
     assert "e.g. 5xx: GET /boom?token=***&n=" in output  # the explanation shows a sample
     for name, text in [
         ("soak.json", json_text),
+        ("junit.xml", (soak_project.path / "junit.xml").read_text()),
         ("terminal", output),
     ]:
         assert SECRET not in text, f"{name} shows the secret"
