@@ -1,5 +1,5 @@
 """The data reports as a user meets them: ``--soak-json`` (schema, metadata, rounding),
-``--junitxml`` properties, and secrets kept out of all of them."""
+``--junitxml`` properties, ``--soak-openmetrics``, and secrets kept out of all of them."""
 
 from __future__ import annotations
 
@@ -119,6 +119,43 @@ def test_json_figures_are_rounded_for_reading() -> None:
     assert entry["harness"] == {"rss_start": 1234}
 
 
+def test_openmetrics_escapes_label_values_and_parses() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from pytest_soak.report.openmetrics import render_openmetrics
+
+    odd = 'test_x.py::test_y[a"b\\c\nd]'
+    text = render_openmetrics([_result(test_id=odd)])
+    assert text.endswith("# EOF\n")
+    assert 'test="test_x.py::test_y[a\\"b\\\\c\\nd]"' in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [growth] = families["soak_growth_bytes"].samples
+    assert growth.labels == {"test": odd, "metric": "heap"} and growth.value == 658535
+    assert families["soak_growth_bytes"].unit == "bytes"
+    states = {s.labels["verdict"]: s.value for s in families["soak_verdict"].samples}
+    assert states == {"ok": 0, "inconclusive": 0, "suspicious": 0, "leak": 1, "regression": 0,
+                      "error": 0}  # fmt: skip
+    assert families["soak_requests"].type == "counter"
+    assert [s.value for s in families["soak_requests"].samples] == [2664]
+    assert [s.value for s in families["soak_p_value"].samples] == [2.83e-06]
+
+
+def test_openmetrics_puts_a_metric_without_a_unit_in_its_own_family() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from pytest_soak.report.openmetrics import render_openmetrics
+
+    text = render_openmetrics([_result(metric="cache_entries", growth_bytes=12.0)])
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "soak_growth_bytes" not in families
+    assert [(s.labels["metric"], s.value) for s in families["soak_growth"].samples] == [
+        ("cache_entries", 12)
+    ]
+
+
+# -- as a user meets them ---------------------------------------------------------------------
+
+
 def test_json_matches_its_schema_with_run_metadata(soak_project: pytest.Pytester) -> None:
     import jsonschema
 
@@ -193,13 +230,49 @@ def test_junit_xml_carries_the_soak_figures(soak_project: pytest.Pytester) -> No
     }
 
 
+def test_openmetrics_carries_the_json_figures(soak_project: pytest.Pytester) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    entry = _boom_run(soak_project, "--soak-openmetrics=out/soak.om")
+    text = (soak_project.path / "out" / "soak.om").read_text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    labels = {"test": "test_boom.py::test_boom", "metric": entry["metric"]}
+
+    def value(name: str) -> float:
+        [sample] = families[name].samples
+        return float(sample.value)
+
+    assert families["soak_growth_bytes"].samples[0].labels == labels
+    assert value("soak_growth_bytes") == entry["growth_bytes"]
+    assert value("soak_growth_per_request_bytes") == entry["growth_per_request_bytes"]
+    assert value("soak_p_value") == entry["judgements"][0]["p_value"]
+    assert value("soak_requests") == entry["run"]["sent"] > 0
+    assert value("soak_errors") == entry["run"]["errors"] > 0
+    assert value("soak_late") == entry["run"]["late"]
+    verdicts = {s.labels["verdict"]: s.value for s in families["soak_verdict"].samples}
+    assert verdicts[entry["verdict"]] == 1 and sum(verdicts.values()) == 1
+    assert "# TYPE soak_growth_bytes gauge" in text and "# UNIT soak_growth_bytes bytes" in text
+    assert "# HELP soak_requests " in text and text.endswith("# EOF\n")
+
+
+def test_openmetrics_path_from_ini(soak_project: pytest.Pytester) -> None:
+    soak_project.makeini("[pytest]\nsoak_openmetrics = metrics/soak.prom\n")
+    soak_project.makefile(".jsonl", boom=_boom_traffic())
+    soak_project.makepyfile(test_boom=BOOM_MODULE)
+    result = soak_project.runpytest_subprocess(*FAST)
+    result.assert_outcomes(passed=1)
+    text = (soak_project.path / "metrics" / "soak.prom").read_text()
+    assert 'soak_requests_total{test="test_boom.py::test_boom"}' in text
+
+
 def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
     """A token in the query of requests answered 500 reaches the error samples: masked there,
-    so it is in none of the JSON, JUnit XML or terminal output (failure text included)."""
+    so it is in none of the JSON, OpenMetrics, JUnit XML or terminal output (failure text
+    included)."""
     soak_project.makefile(".jsonl", boom=_boom_traffic())
     soak_project.makepyfile(test_boom=BOOM_MODULE)
     result = soak_project.runpytest_subprocess(
-        *FAST, "-s", "--soak-json=soak.json", "--junitxml=junit.xml"
+        *FAST, "-s", "--soak-json=soak.json", "--soak-openmetrics=soak.om", "--junitxml=junit.xml"
     )
     result.assert_outcomes(passed=1)
     json_text = (soak_project.path / "soak.json").read_text()
@@ -210,6 +283,7 @@ def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None
     assert "e.g. 5xx: GET /boom?token=***&n=" in output  # the explanation shows a sample
     for name, text in [
         ("soak.json", json_text),
+        ("soak.om", (soak_project.path / "soak.om").read_text()),
         ("junit.xml", (soak_project.path / "junit.xml").read_text()),
         ("terminal", output),
     ]:
@@ -240,7 +314,7 @@ def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest
         )
     )
     command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
-               "--soak-json=soak.json"]  # fmt: skip
+               "--soak-json=soak.json", "--soak-openmetrics=soak.om"]  # fmt: skip
     process = soak_project.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     try:
@@ -263,3 +337,6 @@ def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest
     document = json.loads((soak_project.path / "soak.json").read_text())
     assert document["interrupted"] is True
     assert [r["test_id"] for r in document["results"]] == ["test_ctrl_c.py::test_a_finishes"]
+    metrics = (soak_project.path / "soak.om").read_text()
+    assert 'test="test_ctrl_c.py::test_a_finishes"' in metrics
+    assert "test_b_is_interrupted" not in metrics

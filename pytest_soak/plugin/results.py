@@ -101,7 +101,7 @@ def record_outcome(item: pytest.Item, outcome: str) -> None:
 
 
 def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int) -> None:
-    """The ``soak summary`` section, and the JSON report if one is asked for."""
+    """The ``soak summary`` section, and the JSON and OpenMetrics reports if asked for."""
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
@@ -126,6 +126,12 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
 
         written = write_json(path, results, run_metadata(config, exitstatus))
         terminalreporter.write_line(f"soak results written to {written}")
+    path = options.openmetrics_path(config)
+    if path is not None:
+        from pytest_soak.report.openmetrics import write_openmetrics
+
+        written = write_openmetrics(path, results)
+        terminalreporter.write_line(f"soak OpenMetrics written to {written}")
 
 
 def write_and_prune_baselines(session: pytest.Session) -> None:
