@@ -153,6 +153,15 @@ def test_openmetrics_puts_a_metric_without_a_unit_in_its_own_family() -> None:
     ]
 
 
+def test_terminal_summary_masks_secrets_in_what_it_quotes() -> None:
+    from pytest_soak.report.terminal import summary_lines
+
+    note = f"probe http://127.0.0.1:9/metrics?api_key={SECRET} did not answer"
+    lines = summary_lines([_result(notes=[note])])
+    assert any("metrics?api_key=*** did not answer" in line for line in lines)
+    assert not any(SECRET in line for line in lines)
+
+
 # -- as a user meets them ---------------------------------------------------------------------
 
 
