@@ -105,8 +105,10 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    if not results and not notes and not interrupted:
-        return
+    json_path, openmetrics_path = options.json_path(config), options.openmetrics_path(config)
+    asked = json_path is not None or openmetrics_path is not None
+    if not results and not notes and not (interrupted and asked):
+        return  # nothing of ours ran (a suite without soak tests): no section
     from pytest_soak.report.terminal import summary_lines
 
     terminalreporter.write_sep("=", "soak summary")
@@ -118,19 +120,17 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     if interrupted:
         terminalreporter.write_line(
             f"soak: interrupted: the reports hold the {len(results)} soak run(s) that finished; "
-            "the run in progress was not judged"
+            "a run cut short was not judged and is left out"
         )
-    path = options.json_path(config)
-    if path is not None:
+    if json_path is not None:
         from pytest_soak.report.json_report import write_json
 
-        written = write_json(path, results, run_metadata(config, exitstatus))
+        written = write_json(json_path, results, run_metadata(config, exitstatus))
         terminalreporter.write_line(f"soak results written to {written}")
-    path = options.openmetrics_path(config)
-    if path is not None:
+    if openmetrics_path is not None:
         from pytest_soak.report.openmetrics import write_openmetrics
 
-        written = write_openmetrics(path, results)
+        written = write_openmetrics(openmetrics_path, results)
         terminalreporter.write_line(f"soak OpenMetrics written to {written}")
 
 
