@@ -7,6 +7,7 @@ recorded or pruned as baselines. ``workers`` carries them from xdist workers to 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -125,13 +126,34 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     if json_path is not None:
         from pytest_soak.report.json_report import write_json
 
-        written = write_json(json_path, results, run_metadata(config, exitstatus))
-        terminalreporter.write_line(f"soak results written to {written}")
+        _write_report(
+            terminalreporter, "--soak-json", json_path, "soak results",
+            lambda: write_json(json_path, results, run_metadata(config, exitstatus)),
+        )  # fmt: skip
     if openmetrics_path is not None:
         from pytest_soak.report.openmetrics import write_openmetrics
 
-        written = write_openmetrics(openmetrics_path, results)
-        terminalreporter.write_line(f"soak OpenMetrics written to {written}")
+        _write_report(
+            terminalreporter, "--soak-openmetrics", openmetrics_path, "soak OpenMetrics",
+            lambda: write_openmetrics(openmetrics_path, results),
+        )  # fmt: skip
+
+
+def _write_report(
+    terminalreporter: Any, flag: str, path: Path, what: str, write: Callable[[], Path]
+) -> None:
+    """Write one report file and say where; a path that cannot be written is said so (the
+    others are still written), not a traceback."""
+    try:
+        written = write()
+    except OSError as exc:
+        terminalreporter.write_line(
+            f"{flag}={path}: {what} not written: {exc.strerror or exc}; "
+            "pass a path in a writable folder",
+            red=True,
+        )
+    else:
+        terminalreporter.write_line(f"{what} written to {written}")
 
 
 def write_and_prune_baselines(session: pytest.Session) -> None:
