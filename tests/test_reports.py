@@ -274,6 +274,43 @@ def test_openmetrics_path_from_ini(soak_project: pytest.Pytester) -> None:
     assert 'soak_requests_total{test="test_boom.py::test_boom"}' in text
 
 
+def test_reports_under_xdist_carry_the_workers_results(soak_project: pytest.Pytester) -> None:
+    """Under ``-n 2`` the controller writes the JSON and OpenMetrics from the results the
+    worker handed over; JUnit properties travel with the worker's test reports."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    entry = _boom_run(soak_project, "-n", "2", "--soak-openmetrics=soak.om", "--junitxml=j.xml")
+    text = (soak_project.path / "soak.om").read_text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [requests] = families["soak_requests"].samples
+    assert requests.labels == {"test": "test_boom.py::test_boom"}
+    assert requests.value == entry["run"]["sent"] > 0
+    [case] = ET.parse(soak_project.path / "j.xml").getroot().iter("testcase")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["soak_requests"] == str(entry["run"]["sent"])
+    assert properties["soak_verdict"] == entry["verdict"]
+
+
+def test_a_report_path_that_cannot_be_written_is_said_and_the_others_written(
+    soak_project: pytest.Pytester,
+) -> None:
+    (soak_project.path / "blocker").write_text("a file, not a folder")
+    soak_project.makefile(".jsonl", boom=_boom_traffic())
+    soak_project.makepyfile(test_boom=BOOM_MODULE)
+    result = soak_project.runpytest_subprocess(
+        *FAST, "--soak-openmetrics=blocker/soak.om", "--soak-json=soak.json"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "--soak-openmetrics=blocker/soak.om: soak OpenMetrics not written: *; pass a path "
+            "in a writable folder",
+        ]
+    )
+    assert json.loads((soak_project.path / "soak.json").read_text())["results"]
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
     """A token in the query of requests answered 500 reaches the error samples: masked there,
     so it is in none of the JSON, OpenMetrics, JUnit XML or terminal output (failure text
