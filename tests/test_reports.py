@@ -110,13 +110,16 @@ def _result(**changes: object) -> dict[str, object]:
 def test_json_figures_are_rounded_for_reading() -> None:
     from pytest_soak.report.json_report import json_document
 
-    [entry] = json_document([_result()])["results"]
+    isolation = {"growth_per_request_with": 278.4567, "trials": [{"seconds": 1.23456}]}
+    [entry] = json_document([_result(isolation=isolation)])["results"]
     assert entry["growth_bytes"] == 658535 and entry["growth_per_request_bytes"] == 278
     assert entry["judgements"][0]["p_value"] == 2.83e-06
     assert entry["run"]["elapsed_seconds"] == 69.123
     assert entry["phases"][0] == {"name": "spike", "achieved_rps": 147.61, "p99": 0.005}
     assert entry["samples"][0] == {"t": 0.501, "heap": 772, "blocks": 5432, "ratio": 0.1235}
     assert entry["harness"] == {"rss_start": 1234}
+    # isolation's figure of the whole traffic is the result's, rounded alike
+    assert entry["isolation"] == {"growth_per_request_with": 278, "trials": [{"seconds": 1.235}]}
 
 
 def test_openmetrics_escapes_label_values_and_parses() -> None:

@@ -139,13 +139,14 @@ def redact_values(value: Any) -> Any:
 
 _SECONDS = frozenset(
     {"wall_seconds", "elapsed_seconds", "paused_seconds", "wall_time", "t", "p50", "p95", "p99"}
-    | {"lateness_p99"}
+    | {"lateness_p99", "seconds", "planned_seconds", "cycle_seconds"}  # isolation's trials
 )
 _RATES = frozenset({"peak_rps", "target_rps", "achieved_rps", "rate_accuracy", "share", "passes"})
 _P_VALUES = frozenset({"p_value"})
 #: Figures of the judged metric (bytes for the built-in memory metrics).
 _FIGURES = frozenset(
     {"growth_bytes", "growth_per_request_bytes", "growth_per_request", "slope", "growth"}
+    | {"growth_per_request_with"}  # isolation: the whole traffic's, as growth_per_request_bytes
     | {"trend_growth", "threshold", "step_noise", "second_half_slope", "floors", "floor"}
     | {"mem_start", "mem_end", "mem_floor", "mem_peak", "floor_growth", "size_bytes"}
 )
