@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pytest_soak.driver.histogram import LatencyHistogram
+from pytest_soak.traffic.redaction import redact_text
 
 _MAX_ERROR_SAMPLES = 5
 #: Status classes, as the keys of ``PhaseStats.statuses`` (interned: no new string per answer).
@@ -102,9 +103,11 @@ class PhaseStats:
             self.wall_end = other.wall_end
 
     def note_error(self, kind: str, detail: str) -> None:
+        """Count an error; keep the first few as samples, secrets masked (a request's target
+        or headers may be in ``detail``: every report shows the samples)."""
         self.errors[kind] += 1
         if len(self.error_samples) < _MAX_ERROR_SAMPLES:
-            self.error_samples.append(f"{kind}: {detail}"[:300])
+            self.error_samples.append(redact_text(f"{kind}: {detail}")[:300])
 
 
 @dataclass(frozen=True, slots=True)

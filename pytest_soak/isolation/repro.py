@@ -18,15 +18,11 @@ from urllib.parse import parse_qsl, urlencode
 
 from pytest_soak.files import write_atomic
 from pytest_soak.traffic.model import Exchange, RecordedResponse
+from pytest_soak.traffic.redaction import SECRET_HEADERS, is_secret_name
 
-#: Secrets never written to a reproduction file: headers (by name or by part of the name),
-#: query parameters and JSON body fields.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-_SECRET_NAME = re.compile(
-    r"token|secret|passw|api[-_]?key|apikey|auth(?!or)|session|cookie|credential|signature|^sig$|"
-    r"^key$|private",
-    re.I,
-)
+# Which names are secret is ``traffic.redaction``'s rule, shared with the reports.
+__all__ = ["REDACTED", "SECRET_HEADERS", "is_secret_name", "redact", "repro_path", "write_repro"]
+
 REDACTED = "REDACTED"
 
 
@@ -46,10 +42,6 @@ def write_repro(path: Path, exchanges: Sequence[Exchange], *, header: Sequence[s
 
     lines = "".join(f"# {line}\n" for line in header)
     return write_atomic(path, lines + dumps(redact(e) for e in exchanges))
-
-
-def is_secret_name(name: str) -> bool:
-    return name.lower() in SECRET_HEADERS or _SECRET_NAME.search(name) is not None
 
 
 def redact(exchange: Exchange) -> Exchange:

@@ -86,7 +86,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    results.write_summary(terminalreporter, config)
+    results.write_summary(terminalreporter, config, exitstatus)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

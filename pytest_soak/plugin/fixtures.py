@@ -65,7 +65,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         test_id=item_test_id(item),
         base_dir=module_path.parent,
         allowed_hosts=hosts,
-        on_result=lambda result: results.append(_with_mocks(result, item)),
+        on_result=lambda result: results.append(_recorded(result, item)),
         progress=progress_for(config, item.nodeid),
         baselines=BaselineContext(
             test_file=module_path,
@@ -167,6 +167,16 @@ def soak_mocks(request: pytest.FixtureRequest) -> Generator[Callable[..., MockSe
     finally:
         for mocks in reversed(started):
             mocks.stop()
+
+
+def _recorded(result: Any, item: pytest.Item) -> dict[str, Any]:
+    """The result as a dict for the session's results; its figures also become the test's
+    JUnit XML properties (``--junitxml``)."""
+    from pytest_soak.report.junit import junit_properties
+
+    converted = _with_mocks(result, item)
+    item.user_properties.extend(junit_properties(converted))
+    return converted
 
 
 def _with_mocks(result: Any, item: pytest.Item) -> dict[str, Any]:

@@ -74,6 +74,13 @@ OPTIONS: tuple[Option, ...] = (
         ini="default --soak-json path", metavar="PATH",
     ),
     Option(
+        "--soak-openmetrics", "soak_openmetrics",
+        "write every soak result's figures (verdict, growth, growth per request, p-value, "
+        "requests, errors, late) as OpenMetrics text to PATH, for a Pushgateway or "
+        "node_exporter's textfile collector.",
+        ini="default --soak-openmetrics path", metavar="PATH",
+    ),
+    Option(
         "--soak-allow-host", "soak_allow_hosts",
         "allow soak traffic to a non-loopback HOST (repeatable). Without it only this machine "
         "is ever targeted.",
@@ -191,6 +198,12 @@ def env_label(config: pytest.Config) -> str:
 def json_path(config: pytest.Config) -> Path | None:
     """``--soak-json``, else ini ``soak_json``: where the JSON report goes, if anywhere."""
     path = config.getoption("soak_json") or config.getini("soak_json")
+    return Path(str(path)) if path else None
+
+
+def openmetrics_path(config: pytest.Config) -> Path | None:
+    """``--soak-openmetrics``, else ini ``soak_openmetrics``: where the OpenMetrics text goes."""
+    path = config.getoption("soak_openmetrics") or config.getini("soak_openmetrics")
     return Path(str(path)) if path else None
 
 

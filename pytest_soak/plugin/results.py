@@ -6,6 +6,10 @@ recorded or pruned as baselines. ``workers`` carries them from xdist workers to 
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +19,52 @@ from pytest_soak.plugin import options
 RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 NOTES_KEY = pytest.StashKey[list[str]]()  # lines for the soak summary besides the results
 COLLECTED_KEY = pytest.StashKey[dict[str, set[str]]]()  # module file -> every test name in it
+STARTED_KEY = pytest.StashKey[str]()  # the session's start, UTC ISO 8601
+GIT_TIMEOUT = 2.0  # seconds ``git rev-parse HEAD`` may take before the commit is left out
 
 
 def prepare(config: pytest.Config) -> None:
     """An empty list of results and record of the collection, for this session."""
     config.stash[RESULTS_KEY] = []
     config.stash[COLLECTED_KEY] = {}
+    config.stash[STARTED_KEY] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_metadata(config: pytest.Config, exitstatus: int) -> dict[str, Any]:
+    """The top of the JSON document: when the session started, where (the baseline
+    environment key), with which plugin version and commit, and whether it was interrupted
+    (Ctrl-C: the results are those of the soak runs that finished)."""
+    import pytest_soak
+    from pytest_soak.baselines.environment import Environment
+
+    metadata: dict[str, Any] = {
+        "version": pytest_soak.__version__,
+        "started": config.stash.get(STARTED_KEY, ""),
+        "environment": Environment.current(options.env_label(config)).key,
+    }
+    commit = git_commit(config.rootpath)
+    if commit:
+        metadata["git_commit"] = commit
+    metadata["interrupted"] = exitstatus == pytest.ExitCode.INTERRUPTED
+    return metadata
+
+
+def git_commit(folder: Path) -> str | None:
+    """``git rev-parse HEAD`` in ``folder``: None outside a git checkout, without git, or
+    when git takes longer than ``GIT_TIMEOUT``."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else None
 
 
 def item_test_name(item: pytest.Item) -> str:
@@ -57,12 +101,15 @@ def record_outcome(item: pytest.Item, outcome: str) -> None:
             result["outcome"] = outcome
 
 
-def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The ``soak summary`` section, and the JSON report if one is asked for."""
+def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int) -> None:
+    """The ``soak summary`` section, and the JSON and OpenMetrics reports if asked for."""
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
-    if not results and not notes:
-        return
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    json_path, openmetrics_path = options.json_path(config), options.openmetrics_path(config)
+    asked = json_path is not None or openmetrics_path is not None
+    if not results and not notes and not (interrupted and asked):
+        return  # nothing of ours ran (a suite without soak tests): no section
     from pytest_soak.report.terminal import summary_lines
 
     terminalreporter.write_sep("=", "soak summary")
@@ -71,12 +118,42 @@ def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
             terminalreporter.write_line(line)
     for note in notes:
         terminalreporter.write_line(note)
-    path = options.json_path(config)
-    if path is not None:
+    if interrupted:
+        terminalreporter.write_line(
+            f"soak: interrupted: the reports hold the {len(results)} soak run(s) that finished; "
+            "a run cut short was not judged and is left out"
+        )
+    if json_path is not None:
         from pytest_soak.report.json_report import write_json
 
-        written = write_json(path, results)
-        terminalreporter.write_line(f"soak results written to {written}")
+        _write_report(
+            terminalreporter, "--soak-json", json_path, "soak results",
+            lambda: write_json(json_path, results, run_metadata(config, exitstatus)),
+        )  # fmt: skip
+    if openmetrics_path is not None:
+        from pytest_soak.report.openmetrics import write_openmetrics
+
+        _write_report(
+            terminalreporter, "--soak-openmetrics", openmetrics_path, "soak OpenMetrics",
+            lambda: write_openmetrics(openmetrics_path, results),
+        )  # fmt: skip
+
+
+def _write_report(
+    terminalreporter: Any, flag: str, path: Path, what: str, write: Callable[[], Path]
+) -> None:
+    """Write one report file and say where; a path that cannot be written is said so (the
+    others are still written), not a traceback."""
+    try:
+        written = write()
+    except OSError as exc:
+        terminalreporter.write_line(
+            f"{flag}={path}: {what} not written: {exc.strerror or exc}; "
+            "pass a path in a writable folder",
+            red=True,
+        )
+    else:
+        terminalreporter.write_line(f"{what} written to {written}")
 
 
 def write_and_prune_baselines(session: pytest.Session) -> None:

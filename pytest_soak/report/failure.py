@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.analysis import MetricJudgement, PhaseSummary
 from pytest_soak.probes import metric_named
+from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def render_explanation(result: ResultView) -> str:
     if result.analysis.notes:
         lines.append("")
         lines.extend(f"note: {note}" for note in result.analysis.notes)
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))  # the service's output, error samples: no secrets
 
 
 def _limit_lines(primary: MetricJudgement, result: ResultView) -> list[str]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_soak.files import write_atomic
+from pytest_soak.probes import metric_named
+from pytest_soak.traffic.redaction import redact_text
 
 if TYPE_CHECKING:
     from pytest_soak.report.subject import ResultView
@@ -17,7 +20,12 @@ if TYPE_CHECKING:
 #: 2: identical load cycles (``cycles``, ``cycle_requests``, ``traffic.cycle``); judgements
 #: carry ``grew_every_cycle``, ``step_noise`` and ``trend_growth``; ``growth_bytes`` is the one
 #: growth figure (last measured floor minus the warm-up's).
-SCHEMA_VERSION = 2
+#: 3: run metadata at the top (``version``, ``started``, ``environment``, ``git_commit`` when the
+#: rootdir is a git checkout, ``interrupted``); figures rounded (bytes to whole numbers, other
+#: metrics to 4 significant digits unless whole, seconds to ms, rates to 0.01, p-values to 3
+#: significant digits); secret values in any text (``token=***``) masked. docs/json.md
+#: describes every field and ``schema/results.schema.json`` checks them.
+SCHEMA_VERSION = 3
 
 
 def result_to_dict(result: ResultView) -> dict[str, Any]:
@@ -84,7 +92,135 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
     }
 
 
-def write_json(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
-    """Write result dicts atomically (``write_atomic``): a crash never leaves half a report."""
-    document = {"schema": SCHEMA_VERSION, "tool": "pytest-soak", "results": list(results)}
+def json_document(
+    results: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``--soak-json`` document: the run's ``metadata`` (``version``, ``started``,
+    ``environment``, ``git_commit``, ``interrupted``: the plugin knows them) and the results,
+    rounded and with secrets masked (docs/json.md)."""
+    document: dict[str, Any] = {"schema": SCHEMA_VERSION, "tool": "pytest-soak"}
+    document.update(metadata or {})
+    document.setdefault("interrupted", False)
+    document["results"] = [rounded_result(r) for r in results]
+    redacted: dict[str, Any] = redact_values(document)
+    return redacted
+
+
+def write_json(
+    path: str | os.PathLike[str],
+    results: Sequence[Mapping[str, Any]],
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the document atomically (``write_atomic``): a crash never leaves half a report."""
+    document = json_document(results, metadata)
     return write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
+
+
+def schema_path() -> Path:
+    """The JSON Schema of the ``--soak-json`` document (shipped with the package)."""
+    return Path(__file__).with_name("schema") / "results.schema.json"
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def redact_values(value: Any) -> Any:
+    """``value`` with every string (dict keys included) passed through ``redact_text``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {redact_text(str(k)): redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(v) for v in value]
+    return value
+
+
+# -- rounding -----------------------------------------------------------------------------------
+
+_SECONDS = frozenset(
+    {"wall_seconds", "elapsed_seconds", "paused_seconds", "wall_time", "t", "p50", "p95", "p99"}
+    | {"lateness_p99", "seconds", "planned_seconds", "cycle_seconds"}  # isolation's trials
+)
+_RATES = frozenset({"peak_rps", "target_rps", "achieved_rps", "rate_accuracy", "share", "passes"})
+_P_VALUES = frozenset({"p_value"})
+#: Figures of the judged metric (bytes for the built-in memory metrics).
+_FIGURES = frozenset(
+    {"growth_bytes", "growth_per_request_bytes", "growth_per_request", "slope", "growth"}
+    | {"growth_per_request_with"}  # isolation: the whole traffic's, as growth_per_request_bytes
+    | {"trend_growth", "threshold", "step_noise", "second_half_slope", "floors", "floor"}
+    | {"mem_start", "mem_end", "mem_floor", "mem_peak", "floor_growth", "size_bytes"}
+)
+#: Dicts of readings, one value per metric (each rounded by its own metric's unit).
+_READINGS = frozenset({"floor"})
+
+
+def rounded_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A result dict with its figures rounded for reading: bytes to whole numbers (other
+    metrics to 4 significant digits unless whole), seconds to ms, rates to 0.01, p-values to 3
+    significant digits. Results stay exact in memory (baselines are recorded from them)."""
+    rounded: dict[str, Any] = _rounded(result, str(result.get("metric", "")))
+    harness = result.get("harness")
+    if isinstance(harness, Mapping):  # the harness's own RSS: bytes
+        rounded["harness"] = {k: _round_bytes(v) for k, v in harness.items()}
+    return rounded
+
+
+def _rounded(value: Any, metric: str, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        metric = str(value.get("metric") or value.get("memory_metric") or metric)
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in _READINGS and isinstance(v, Mapping):
+                out[k] = _readings(v)
+            elif k == "samples" and isinstance(v, list):
+                out[k] = [_readings(s) if isinstance(s, Mapping) else s for s in v]
+            else:
+                out[k] = _rounded(v, metric, str(k))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, metric, key) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return _round_number(value, metric, key)
+
+
+def _round_number(value: float, metric: str, key: str) -> float:
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    if key in _SECONDS:
+        return round(value, 3)
+    if key in _RATES:
+        return round(value, 2)
+    if key in _P_VALUES:
+        return _significant(value, 3)
+    if key in _FIGURES:
+        return _round_figure(value, metric)
+    return value
+
+
+def _readings(readings: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in readings.items():
+        if name == "t" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            out[name] = round(value, 3) if name == "t" and isinstance(value, float) else value
+        else:
+            out[name] = _round_figure(float(value), name)
+    return out
+
+
+def _round_figure(value: float, metric: str) -> float:
+    if not math.isfinite(value):
+        return value
+    if metric_named(metric).unit == "bytes" or value.is_integer():
+        return round(value)  # counts (blocks, collections) stay exact too
+    return _significant(value, 4)
+
+
+def _round_bytes(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value)
+    return value
+
+
+def _significant(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}") if value else 0.0

@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_soak.probes import metric_named
 from pytest_soak.report.failure import format_table, render_mocks
+from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration
 
 
@@ -55,7 +56,7 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         baseline = result.get("baseline") or {}
         if baseline.get("note"):
             lines.append(f"{result['test_id']}: baseline: {baseline['note']}")
-    return lines
+    return [redact_text(line) for line in lines]  # mocks' unmatched URLs: no secrets
 
 
 #: A share of late requests worth explaining in the summary.
