@@ -334,8 +334,10 @@ def test_a_served_services_prometheus_gauge_is_read_and_in_the_json_result(
 
             @pytest.mark.soak(profile="constant", peak_rps=100)
             def test_items(soak, replay_traffic):
+                # agent=False: this is about the Prometheus probe beside USS (the agent's heap,
+                # tested in test_agent.py, can make a 6 s run on a busy machine suspicious)
                 svc = soak.serve([sys.executable, "-m", "uvicorn", "metrics_app:app",
-                                  "--port", "{port}", "--log-level", "warning"])
+                                  "--port", "{port}", "--log-level", "warning"], agent=False)
                 soak.run(svc, replay_traffic("items.jsonl"), probes=[
                     prometheus("http://127.0.0.1:{port}/metrics", "items_seen", unit="items",
                                noise=10, step=1)])
@@ -372,8 +374,10 @@ def test_a_served_probe_that_cannot_read_fails_the_run_before_any_load(
             from pytest_soak.probes import prometheus
 
             def test_items(soak, replay_traffic):
+                # agent=False: this is about the Prometheus probe beside USS (the agent's heap,
+                # tested in test_agent.py, can make a 6 s run on a busy machine suspicious)
                 svc = soak.serve([sys.executable, "-m", "uvicorn", "metrics_app:app",
-                                  "--port", "{port}", "--log-level", "warning"])
+                                  "--port", "{port}", "--log-level", "warning"], agent=False)
                 soak.run(svc, replay_traffic("items.jsonl"), peak_rps=100,
                          probes=[prometheus("http://127.0.0.1:{port}/metrics", "item_seen")])
             """
