@@ -74,6 +74,12 @@ OPTIONS: tuple[Option, ...] = (
         ini="default --soak-json path", metavar="PATH",
     ),
     Option(
+        "--soak-report", "soak_report",
+        "write one self-contained HTML report of every soak result (charts of memory over "
+        "time, rate and latency per phase, tables) to PATH; it opens offline.",
+        ini="default --soak-report path", metavar="PATH",
+    ),
+    Option(
         "--soak-allow-host", "soak_allow_hosts",
         "allow soak traffic to a non-loopback HOST (repeatable). Without it only this machine "
         "is ever targeted.",
@@ -191,6 +197,12 @@ def env_label(config: pytest.Config) -> str:
 def json_path(config: pytest.Config) -> Path | None:
     """``--soak-json``, else ini ``soak_json``: where the JSON report goes, if anywhere."""
     path = config.getoption("soak_json") or config.getini("soak_json")
+    return Path(str(path)) if path else None
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """``--soak-report``, else ini ``soak_report``: where the HTML report goes, if anywhere."""
+    path = config.getoption("soak_report") or config.getini("soak_report")
     return Path(str(path)) if path else None
 
 

@@ -58,7 +58,7 @@ def record_outcome(item: pytest.Item, outcome: str) -> None:
 
 
 def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The ``soak summary`` section, and the JSON report if one is asked for."""
+    """The ``soak summary`` section, and the JSON and HTML reports if they are asked for."""
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
     if not results and not notes:
@@ -77,6 +77,12 @@ def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
 
         written = write_json(path, results)
         terminalreporter.write_line(f"soak results written to {written}")
+    report = options.report_path(config)
+    if report is not None:
+        from pytest_soak.report.html_report import write_html
+
+        written = write_html(report, results)
+        terminalreporter.write_line(f"soak report written to {written}")
 
 
 def write_and_prune_baselines(session: pytest.Session) -> None:
