@@ -61,7 +61,7 @@ def test_recorded_text_is_escaped_everywhere() -> None:
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert "<script>alert" not in page
-    assert '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;a=1' in page  # an error sample
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;a=1" in page  # an error sample
     assert "append(&lt;b&gt;&amp;amp;&lt;/b&gt;)" in page  # an allocation site
     # the chart data cannot close its <script> block: three scripts, three ends
     assert page.count("<script") == page.count("</script>") == 3
