@@ -104,6 +104,17 @@ def test_memory_charts_carry_samples_floors_trend_phases_and_cycles() -> None:
     assert heap["phases"] == ["a", "b", "c"]
 
 
+def test_the_trend_falls_back_to_the_last_cycle_ends() -> None:
+    """A judgement whose floors are not the checkpoints' (a probe read them apart): the trend
+    still runs over the last cycle ends, through the judged floors' median residual."""
+    result = soak_result_dict(cycles=4, phases=("a",), judged=("heap",), per_request=10.0)
+    judgement = result["judgements"][0]
+    judgement["floors"] = [f + 500.0 for f in judgement["floors"]]
+    [memory] = [c for c in _chart_data(render_html([result])) if c["kind"] == "memory"]
+    trend = [v for v in memory["series"][2]["values"] if v is not None]
+    assert trend == pytest.approx(judgement["floors"])
+
+
 def test_rate_and_latency_per_phase_are_grouped_bars() -> None:
     result = soak_result_dict(phases=("night", "spike"))
     bars = {c["id"]: c for c in _chart_data(render_html([result])) if c["kind"] == "bars"}

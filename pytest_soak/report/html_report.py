@@ -363,15 +363,17 @@ def _trend(
     floors = [float(f) for f in judgement.get("floors") or ()]
     slope = float(judgement.get("slope", 0.0))
     metric = str(judgement.get("metric"))
-    # the judged floors are the cycle-end floors from the warm-up's last on: find where they start
-    values = [checkpoints[i]["floor"].get(metric) for i in ends]
-    first = next((k for k in range(len(values)) if values[k : k + len(floors)] == floors), None)
-    if first is None or not floors:
+    if len(floors) < 2 or len(ends) < len(floors):
         return []
+    # the judged floors are the cycle-end floors from the warm-up's last on: find where they
+    # start; if a probe judged other readings than the checkpoints', the last cycle ends
+    values = [(checkpoints[i].get("floor") or {}).get(metric) for i in ends]
+    first = next(
+        (k for k in range(len(values)) if values[k : k + len(floors)] == floors),
+        len(ends) - len(floors),
+    )
     points = ends[first : first + len(floors)]
     requests = [float(checkpoints[i]["requests"]) for i in points]
-    if len(points) < 2:
-        return []
     # Theil–Sen's intercept: the median residual
     intercept = statistics.median(f - slope * r for f, r in zip(floors, requests, strict=True))
     return [
