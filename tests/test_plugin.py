@@ -26,6 +26,7 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
             "*--soak-mode=quick|nightly*",
             "*--soak-duration=DURATION*",
             "*--soak-json=PATH*",
+            "*--soak-report=PATH*",
             "*--soak-allow-host=HOST*",
             "*soak_mode *default --soak-mode*",
             "*soak_defaults *",
@@ -353,6 +354,32 @@ def test_json_results(soak_project: pytest.Pytester) -> None:
     assert entry["traffic"]["cycle"]["size"] == entry["cycle_requests"]
     assert all("heap" in cp["floor"] for cp in entry["checkpoints"])
     assert entry["growth_bytes"] == entry["judgements"][0]["growth"]  # one growth figure
+
+
+def test_html_report_from_the_ini_on_the_xdist_controller(soak_project: pytest.Pytester) -> None:
+    """ini ``soak_report`` (the twin of ``--soak-report``): under xdist the controller writes
+    the one report, from the results the worker sent."""
+    soak_project.makeini("[pytest]\nsoak_report = out/report.html\n")
+    soak_project.makepyfile(
+        test_html=_module(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="step", peak_rps=80)
+            def test_html(soak, replay_traffic):
+                soak.run(healthy_app(), replay_traffic("items.jsonl"))
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess(*FAST, "-n", "2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*soak report written to *report.html"])
+    page = (soak_project.path / "out" / "report.html").read_text(encoding="utf-8")
+    assert '<a href="#test-0">test_html.py::test_html</a>' in page
+    assert '<span class="verdict good">OK</span>' in page
+    assert page.count('<figure class="chart"') >= 3  # the judged metrics, rate, latency
+    assert sorted(p.name for p in (soak_project.path / "out").iterdir()) == ["report.html"]
 
 
 def test_non_loopback_targets_are_refused_unless_allowed(soak_project: pytest.Pytester) -> None:

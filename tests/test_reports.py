@@ -316,13 +316,14 @@ def test_a_report_path_that_cannot_be_written_is_said_and_the_others_written(
 
 def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
     """A token in the query of requests answered 500 reaches the error samples: masked there,
-    so it is in none of the JSON, OpenMetrics, JUnit XML or terminal output (failure text
-    included)."""
+    so it is in none of the JSON, OpenMetrics, JUnit XML, HTML report or terminal output
+    (failure text included)."""
     soak_project.makefile(".jsonl", boom=_boom_traffic())
     soak_project.makepyfile(test_boom=BOOM_MODULE)
     result = soak_project.runpytest_subprocess(
-        *FAST, "-s", "--soak-json=soak.json", "--soak-openmetrics=soak.om", "--junitxml=junit.xml"
-    )
+        *FAST, "-s", "--soak-json=soak.json", "--soak-openmetrics=soak.om", "--junitxml=junit.xml",
+        "--soak-report=soak.html",
+    )  # fmt: skip
     result.assert_outcomes(passed=1)
     json_text = (soak_project.path / "soak.json").read_text()
     [entry] = json.loads(json_text)["results"]
@@ -334,6 +335,7 @@ def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None
         ("soak.json", json_text),
         ("soak.om", (soak_project.path / "soak.om").read_text()),
         ("junit.xml", (soak_project.path / "junit.xml").read_text()),
+        ("soak.html", (soak_project.path / "soak.html").read_text()),
         ("terminal", output),
     ]:
         assert SECRET not in text, f"{name} shows the secret"

@@ -81,6 +81,12 @@ OPTIONS: tuple[Option, ...] = (
         ini="default --soak-openmetrics path", metavar="PATH",
     ),
     Option(
+        "--soak-report", "soak_report",
+        "write one self-contained HTML report of every soak result (charts of memory over "
+        "time, rate and latency per phase, tables) to PATH; it opens offline.",
+        ini="default --soak-report path", metavar="PATH",
+    ),
+    Option(
         "--soak-allow-host", "soak_allow_hosts",
         "allow soak traffic to a non-loopback HOST (repeatable). Without it only this machine "
         "is ever targeted.",
@@ -204,6 +210,12 @@ def json_path(config: pytest.Config) -> Path | None:
 def openmetrics_path(config: pytest.Config) -> Path | None:
     """``--soak-openmetrics``, else ini ``soak_openmetrics``: where the OpenMetrics text goes."""
     path = config.getoption("soak_openmetrics") or config.getini("soak_openmetrics")
+    return Path(str(path)) if path else None
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """``--soak-report``, else ini ``soak_report``: where the HTML report goes, if anywhere."""
+    path = config.getoption("soak_report") or config.getini("soak_report")
     return Path(str(path)) if path else None
 
 

@@ -102,12 +102,13 @@ def record_outcome(item: pytest.Item, outcome: str) -> None:
 
 
 def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int) -> None:
-    """The ``soak summary`` section, and the JSON and OpenMetrics reports if asked for."""
+    """The ``soak summary`` section, and the JSON, OpenMetrics and HTML reports if asked for."""
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     json_path, openmetrics_path = options.json_path(config), options.openmetrics_path(config)
-    asked = json_path is not None or openmetrics_path is not None
+    html_path = options.report_path(config)
+    asked = any(p is not None for p in (json_path, openmetrics_path, html_path))
     if not results and not notes and not (interrupted and asked):
         return  # nothing of ours ran (a suite without soak tests): no section
     from pytest_soak.report.terminal import summary_lines
@@ -136,6 +137,13 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
         _write_report(
             terminalreporter, "--soak-openmetrics", openmetrics_path, "soak OpenMetrics",
             lambda: write_openmetrics(openmetrics_path, results),
+        )  # fmt: skip
+    if html_path is not None:
+        from pytest_soak.report.html_report import write_html
+
+        _write_report(
+            terminalreporter, "--soak-report", html_path, "soak report",
+            lambda: write_html(html_path, results),
         )  # fmt: skip
 
 

@@ -1,1 +1,1 @@
-"""Rendering of results: failure text, terminal summary, JSON."""
+"""Rendering of results: failure text, terminal summary, JSON, HTML."""
