@@ -8,6 +8,6 @@ that sends them commands and gathers their answers (``probes/agent.py`` reads it
 
 from __future__ import annotations
 
-from pytest_soak.agent.hub import BOOT_DIR, ENV, AgentHub, AgentInfo
+from pytest_soak.agent.hub import BOOT_DIR, ENV, AgentHub
 
-__all__ = ["BOOT_DIR", "ENV", "AgentHub", "AgentInfo"]
+__all__ = ["BOOT_DIR", "ENV", "AgentHub"]

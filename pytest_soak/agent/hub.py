@@ -1,6 +1,6 @@
 """``AgentHub``: the harness's end of the agents' channel — a loopback listener that the agents
-of one served service connect to (each says hello with the service's token, its pid and
-Python), and that asks them all one command at a time, gathering the answers by pid.
+of one served service connect to (each says hello with the service's token and its pid), and
+that asks them all one command at a time, gathering the answers by pid.
 
 An agent that does not answer in time is dropped (its process may be gone); nothing the hub
 does can stop the service.
@@ -16,7 +16,6 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,12 @@ ANSWER_TIMEOUT = 5.0
 MAX_AGENTS = 256
 
 
-@dataclass
-class AgentInfo:
-    """One connected agent: its process, its Python, and whether pymalloc is its allocator."""
-
-    pid: int
-    python: str
-    pymalloc: bool
-    connected: float = field(default_factory=time.monotonic)
-
-
 class _Connection:
-    def __init__(self, sock: socket.socket, info: AgentInfo, reader: Any) -> None:
+    """One agent's channel: its process, its socket and the reader of its answers."""
+
+    def __init__(self, sock: socket.socket, pid: int, reader: Any) -> None:
         self.sock = sock
-        self.info = info
+        self.pid = pid
         self.reader = reader
         self.next_id = 0
 
@@ -77,15 +68,16 @@ class AgentHub:
         entries = [str(BOOT_DIR), *(p for p in (pythonpath or "").split(os.pathsep) if p)]
         return {ENV: f"127.0.0.1:{self.port}:{self.token}", "PYTHONPATH": os.pathsep.join(entries)}
 
-    def agents(self) -> list[AgentInfo]:
+    def pids(self) -> set[int]:
+        """The processes whose agents are connected."""
         with self._lock:
-            return [conn.info for conn in self._agents.values()]
+            return set(self._agents)
 
     def wait_for(self, pids: set[int], timeout: float) -> set[int]:
         """Wait until agents of all ``pids`` are connected (or ``timeout``); those connected."""
         deadline = time.monotonic() + timeout
         while True:
-            connected = {info.pid for info in self.agents()} & pids
+            connected = self.pids() & pids
             if connected == pids or time.monotonic() >= deadline:
                 return connected
             time.sleep(0.02)
@@ -111,9 +103,9 @@ class AgentHub:
             for conn, wanted in asked:
                 answer = self._answer(conn, wanted, deadline)
                 if answer is None:
-                    self._drop(conn.info.pid, f"pid {conn.info.pid}: no answer to {do!r}")
+                    self._drop(conn.pid, f"pid {conn.pid}: no answer to {do!r}")
                 else:
-                    answers[conn.info.pid] = answer
+                    answers[conn.pid] = answer
         return answers
 
     def _answer(self, conn: _Connection, wanted: int, deadline: float) -> dict[str, Any] | None:
@@ -170,7 +162,6 @@ class AgentHub:
             sock.close()
             self._note("a connection with a wrong token was refused")
             return
-        info = AgentInfo(pid, str(hello.get("python", "")), bool(hello.get("pymalloc")))
         with self._lock:
             if self._closed or (len(self._agents) >= MAX_AGENTS and pid not in self._agents):
                 sock.close()
@@ -178,7 +169,7 @@ class AgentHub:
             old = self._agents.pop(pid, None)
             if old is not None:
                 old.close()
-            self._agents[pid] = _Connection(sock, info, reader)
+            self._agents[pid] = _Connection(sock, pid, reader)
 
     def close(self) -> None:
         self._closed = True

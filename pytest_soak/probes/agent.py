@@ -98,7 +98,7 @@ class AgentProbe(Probe):
     def read_now(self) -> dict[str, float]:
         """Ask every agent now (``read`` may answer with the last figures)."""
         assert self.hub is not None, "read_now() before start()"
-        asked = len(self.hub.agents())
+        asked = len(self.hub.pids())
         answers = [a for a in self.hub.ask("read").values() if "error" not in a]
         if not answers or len(answers) < asked:
             return {}

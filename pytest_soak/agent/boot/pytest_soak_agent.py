@@ -35,7 +35,6 @@ import tracemalloc
 from typing import Any
 
 ENV = "PYTEST_SOAK_AGENT"
-PROTOCOL = 1
 #: Traceback groups sent for one ``sites`` answer (the largest; the rest summed).
 MAX_GROUPS = 400
 
@@ -143,15 +142,7 @@ class Agent:
         sock.settimeout(None)
         self.sock = sock
         try:
-            self._send(
-                {
-                    "hello": self.token,
-                    "protocol": PROTOCOL,
-                    "pid": os.getpid(),
-                    "python": sys.version.split()[0],
-                    "pymalloc": bool(self._pymalloc()),
-                }
-            )
+            self._send({"hello": self.token, "pid": os.getpid()})
             reader = sock.makefile("r", encoding="utf-8")
             for line in reader:
                 self._answer(line)
@@ -211,17 +202,13 @@ class Agent:
         if frames <= 0:
             return {"traced": False}
         if tracemalloc.is_tracing():
-            return {"traced": False, "why": "the service traces memory itself"}
-        why = "not asked"
-        if args.get("native", True):
-            try:
-                self.trace = NativeTrace(frames)
-            except Exception as exc:  # no memray here (or it failed): tracemalloc instead
-                why = f"{type(exc).__name__}: {exc}"
-            else:
-                return {"traced": True, "engine": "memray"}
-        self.trace = PythonTrace(frames)
-        return {"traced": True, "engine": "tracemalloc", "native": why}
+            return {"traced": False}  # the service traces memory itself: left alone
+        try:
+            self.trace = NativeTrace(frames)
+        except Exception:  # no memray here (or it failed): tracemalloc instead
+            self.trace = PythonTrace(frames)
+            return {"traced": True, "engine": "tracemalloc"}
+        return {"traced": True, "engine": "memray"}
 
     def do_mark(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.trace is not None:
