@@ -19,6 +19,7 @@ import time
 import psutil
 
 from pytest_soak.agent import AgentHub
+from pytest_soak.probes.floors import FLOOR_READS
 from pytest_soak.probes.metrics import (
     AGENT_OWN,
     BLOCKS,
@@ -115,15 +116,16 @@ class AgentProbe(Probe):
         """A checkpoint: every agent collects garbage and trims; the floor's reads are fresh."""
         if self.hub is not None:
             self.hub.ask("settle", timeout=SETTLE_TIMEOUT)
-            self._fresh = 3
+            self._fresh = FLOOR_READS
 
     def attribution(self) -> SiteSource | None:
         return AgentSites(self.hub) if self.hub is not None else None
 
 
 class AgentSites:
-    """The attribution pass inside the service: each agent traces with tracemalloc for the
-    pass only; its snapshot's tracebacks are classified here, like the in-process heap's."""
+    """The attribution pass inside the service: each agent traces for the pass only (memray
+    when the service's environment has it, else tracemalloc); the tracebacks it holds at each
+    mark are classified here, like the in-process heap's."""
 
     frames = 0  # the measured run is not traced inside the service: it would cost throughput
 
@@ -151,7 +153,7 @@ class AgentSites:
             for index, held in enumerate(answer.get("marks", [])):
                 if index == len(marks):
                     marks.append({})
-                for size, frames in held.get("groups", []):
+                for size, frames in held:
                     site = site_of([AgentFrame(str(f), int(n)) for f, n in frames])
                     if site is not None:
                         marks[index][site] = marks[index].get(site, 0) + int(size)

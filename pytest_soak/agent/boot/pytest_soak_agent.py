@@ -35,7 +35,7 @@ import tracemalloc
 from typing import Any
 
 ENV = "PYTEST_SOAK_AGENT"
-#: Traceback groups sent for one ``sites`` answer (the largest; the rest summed).
+#: Traceback groups sent for one mark (the largest).
 MAX_GROUPS = 400
 
 _started_in: list[int] = []
@@ -219,12 +219,10 @@ class Agent:
         return {"marks": self.trace.marked() if self.trace is not None else []}
 
 
-def _ranked(totals: dict[tuple[tuple[str, int], ...], int]) -> dict[str, Any]:
-    """The largest ``MAX_GROUPS`` tracebacks (frames oldest first) and the rest summed."""
+def _ranked(totals: dict[tuple[tuple[str, int], ...], int]) -> list[list[Any]]:
+    """The largest ``MAX_GROUPS`` tracebacks (frames oldest first), each with its bytes."""
     ranked = sorted(totals.items(), key=lambda item: -item[1])
-    groups = [[size, [list(frame) for frame in key]] for key, size in ranked[:MAX_GROUPS] if key]
-    other = sum(size for _key, size in ranked[MAX_GROUPS:]) + totals.get((), 0)
-    return {"groups": groups, "other": other}
+    return [[size, [list(frame) for frame in key]] for key, size in ranked[:MAX_GROUPS] if key]
 
 
 class PythonTrace:
@@ -232,7 +230,7 @@ class PythonTrace:
 
     def __init__(self, frames: int) -> None:
         tracemalloc.start(frames)
-        self.marks: list[dict[str, Any]] = []
+        self.marks: list[list[list[Any]]] = []
 
     def mark(self) -> None:
         totals: dict[tuple[tuple[str, int], ...], int] = {}
@@ -241,7 +239,7 @@ class PythonTrace:
             totals[key] = totals.get(key, 0) + stat.size
         self.marks.append(_ranked(totals))
 
-    def marked(self) -> list[dict[str, Any]]:
+    def marked(self) -> list[list[list[Any]]]:
         return self.marks
 
     def stop(self) -> None:
@@ -283,7 +281,7 @@ class NativeTrace:
             tracker, self.tracker = self.tracker, None
             tracker.__exit__(None, None, None)
 
-    def marked(self) -> list[dict[str, Any]]:
+    def marked(self) -> list[list[list[Any]]]:
         self._close()
         reader = self.memray.FileReader(self.path)
         try:
