@@ -2,8 +2,8 @@
 sample of its Prometheus text exposition) and ``http_json`` (a number in a JSON document).
 Envoy's admin has a probe of its own (``probes/envoy.py``).
 
-They are factories: ``probes=[prometheus("http://127.0.0.1:{port}/metrics", "heap_bytes")]``.
-Their metrics are secondary (at most suspicious) unless ``judged=True``.
+``probes=[prometheus("http://127.0.0.1:{port}/metrics", "heap_bytes")]``. Their metrics are
+secondary (at most suspicious) unless ``judged=True``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pytest_soak.probes.metrics import Metric
 
 #: A sample line's metric name (the text exposition: ``name{labels} value [timestamp]``).
 _SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)")
-_SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count", "_gcount", "_gsum", "_info")
 
 
 class PrometheusProbe(HttpProbe):
@@ -60,6 +59,7 @@ class PrometheusProbe(HttpProbe):
             "(judged=True makes its leak fail the test)"
         )
         self._family = metric[: -len("_total")] if metric.endswith("_total") else metric
+        self._wanted = (metric, metric + "_total")
 
     def read(self) -> dict[str, float]:
         text = self.get("").text
@@ -87,9 +87,15 @@ class PrometheusProbe(HttpProbe):
         from prometheus_client.parser import text_string_to_metric_families
 
         # Parse only this metric's lines: an exposition can hold thousands of series (Envoy's
-        # does), and the sampler reads ten times a second.
-        lines = [line for line in text.splitlines() if _line_name(line).startswith(self._family)]
-        wanted = {self.metric, self.metric + "_total"}
+        # does), and the sampler reads ten times a second. The substring test first: the regex
+        # then runs on a few lines, not on every one.
+        prefix = self._family
+        lines = [
+            line
+            for line in text.splitlines()
+            if prefix in line and _line_name(line).startswith(prefix)
+        ]
+        wanted = self._wanted
         found = []
         try:
             for family in text_string_to_metric_families("\n".join(lines) + "\n"):
@@ -107,7 +113,7 @@ class PrometheusProbe(HttpProbe):
 
     def _not_found(self, text: str, url: str) -> str:
         names = sorted({_line_name(line) for line in text.splitlines()} - {""})
-        if self.labels and (self.metric in names or self.metric + "_total" in names):
+        if self.labels and any(name in names for name in self._wanted):
             return (
                 f"probe {self.name!r}: no sample of {self.metric!r} has the labels "
                 f"{self.labels!r} in {url}; its samples: "
@@ -142,7 +148,6 @@ class JsonFieldProbe(HttpProbe):
         step: float = 0.0,
     ) -> None:
         self.path = parse_path(field)
-        self.field = field
         key = name or re.sub(r"\W+", "_", field).strip("_")
         super().__init__(f"json-{key}", {"": url})
         self.metrics = (Metric(key, label or field, unit, noise, step),)
@@ -153,16 +158,8 @@ class JsonFieldProbe(HttpProbe):
         )
 
     def read(self) -> dict[str, float]:
-        url = self.urls[""]
-        response = self.get("")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise ProbeError(
-                f"probe {self.name!r}: {url} did not answer JSON ({exc}); its answer began "
-                f"{response.text[:80]!r}"
-            ) from exc
-        value = field_value(document, self.path, f"probe {self.name!r}: {url}")
+        document = self.get_json("")
+        value = field_value(document, self.path, f"probe {self.name!r}: {self.urls['']}")
         return {self.metrics[0].name: value}
 
 
@@ -189,7 +186,6 @@ def field_value(document: object, path: tuple[str | int, ...], where: str) -> fl
     """The number at ``path`` in ``document``; a ``ProbeError`` saying where the path broke."""
     node = document
     for depth, part in enumerate(path):
-        walked = ".".join(str(p) for p in path[: depth + 1])
         if isinstance(node, dict) and str(part) in node:
             node = node[str(part)]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -202,6 +198,7 @@ def field_value(document: object, path: tuple[str | int, ...], where: str) -> fl
                 if isinstance(node, list)
                 else f"{type(node).__name__} {json.dumps(node)[:40]}"
             )
+            walked = ".".join(str(p) for p in path[: depth + 1])
             raise ProbeError(f"{where}: field {walked!r} not found; there is {have}")
     number = _number(node)
     if number is None:

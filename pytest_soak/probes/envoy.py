@@ -83,16 +83,8 @@ class EnvoyAdminProbe(HttpProbe):
         )
 
     def read(self) -> dict[str, float]:
-        url = self.urls["memory"]
-        response = self.get("memory")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise ProbeError(
-                f"probe {self.name!r}: {url} did not answer JSON ({exc}); is this Envoy's "
-                "admin listener? Its answer began " + repr(response.text[:80])
-            ) from exc
-        where = f"probe {self.name!r}: {url}"
+        document = self.get_json("memory", "is this Envoy's admin listener?")
+        where = f"probe {self.name!r}: {self.urls['memory']}"
         values = {
             f"envoy_{short}": field_value(document, (field,), where)
             for short, field in FIELDS.items()

@@ -28,12 +28,12 @@ TIMEOUT = 1.0
 class HttpProbe(Probe):
     """Reads loopback URLs (``urls``: a template by key) with one client kept for the run."""
 
-    def __init__(self, name: str, urls: Mapping[str, str], *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, name: str, urls: Mapping[str, str]) -> None:
         self.name = name
         self.url_templates = dict(urls)
         for template in self.url_templates.values():
             check_loopback_url(template, name)
-        self.timeout = timeout
+        self.timeout = TIMEOUT
         #: The URLs with their ports filled (at ``start``).
         self.urls: dict[str, str] = {}
         self._client: httpx.Client | None = None
@@ -80,6 +80,18 @@ class HttpProbe(Probe):
             f"probe {self.name!r}: GET {url}: {problem}, twice; the service is too busy to "
             "answer its metrics endpoint (or hangs): lower peak_rps, or check the service"
         )
+
+    def get_json(self, key: str, hint: str = "") -> object:
+        """The JSON document at URL ``key``; a ``ProbeError`` when the answer is not JSON."""
+        response = self.get(key)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProbeError(
+                f"probe {self.name!r}: {self.urls[key]} did not answer JSON ({exc}); "
+                + (f"{hint} Its" if hint else "its")
+                + f" answer began {response.text[:80]!r}"
+            ) from exc
 
     def _fill(self, template: str, service: Service) -> str:
         if PLACEHOLDER.search(template) and not service.ports:
