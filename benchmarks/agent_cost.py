@@ -64,8 +64,9 @@ CHECKPOINT_EVERY = 5.0
 
 
 class Reader:
-    """A soak run's reads of the agent: the sampler at 10 Hz (the probe asks the agents at most
-    every ``SAMPLE_GAP``), plus settle + read every 5 s (in a run the load pauses for those)."""
+    """A soak run's reads of the agent: the sampler's, ten a second, of which the probe session
+    passes on one every ``sample_gap``; plus settle + read every 5 s (in a run the load pauses
+    for those)."""
 
     def __init__(self, probe: AgentProbe) -> None:
         self.probe = probe
@@ -74,12 +75,15 @@ class Reader:
         self.settles: list[float] = []
         self.own = 0.0
         self.empty = 0
+        self.sampled = -float("inf")
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         checkpoint = time.monotonic() + CHECKPOINT_EVERY
         while not self.stop.wait(SAMPLE_EVERY):
-            self.read()
+            if time.monotonic() - self.sampled >= self.probe.sample_gap:
+                self.sampled = time.monotonic()
+                self.read()
             if time.monotonic() >= checkpoint:
                 began = time.perf_counter()
                 self.probe.settle()
@@ -89,10 +93,8 @@ class Reader:
 
     def read(self) -> None:
         began = time.perf_counter()
-        asked = self.probe._last_at  # the probe asks the agents at most every SAMPLE_GAP
         figures = self.probe.read()
-        if self.probe._last_at != asked:  # timed only when the agents were asked
-            self.reads.append(time.perf_counter() - began)
+        self.reads.append(time.perf_counter() - began)
         if not figures:
             self.empty += 1
         self.own = max(self.own, figures.get("agent_own", 0.0))
@@ -175,7 +177,7 @@ def idle_costs(samples: int) -> tuple[list[float], list[float]]:
         reads, settles = [], []
         for i in range(samples):
             began = time.perf_counter()
-            probe.read_now()  # a real round trip (read() may answer with the last figures)
+            probe.read()
             reads.append(time.perf_counter() - began)
             if i % 5 == 0:
                 began = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import textwrap
 
 import pytest
@@ -22,6 +23,7 @@ from pytest_soak.probes import (
     ProbeSession,
     PythonHeap,
     Service,
+    callable_probe,
     metric_named,
 )
 from pytest_soak.probes.floors import read_floor
@@ -308,3 +310,76 @@ def test_a_suites_probe_named_like_a_built_in_one_is_a_clear_error(
     result.stdout.fnmatch_lines(
         ["*ProbeError: two probes are named 'python-heap' (PythonHeapProbe and RequestsServed)*"]
     )
+
+
+# -- a probe's sample gap, plain functions as probes --------------------------------------------
+
+
+class Counting(Probe):
+    """Counts its reads; read at most every ``sample_gap`` seconds between checkpoints."""
+
+    name = "counting"
+    metrics = (Metric("reads", "reads", "reads", 0.0, 0.0),)
+    sample_gap = 60.0
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self) -> dict[str, float]:
+        self.reads += 1
+        return {"reads": float(self.reads)}
+
+
+def test_a_probe_with_a_sample_gap_is_sampled_that_often_and_read_afresh_at_a_floor() -> None:
+    probe = Counting()
+    session = ProbeSession(IN_THIS_PROCESS, [probe])
+    session.start()
+    try:
+        first = session.sample()["reads"]
+        assert [session.sample()["reads"] for _ in range(5)] == [first] * 5  # the last figures
+        assert probe.reads == 1
+        assert session.floor()["reads"] == 2.0  # the lowest of three fresh reads
+        assert probe.reads == 4
+        assert session.sample()["reads"] == first  # within the gap: the last sample stands
+    finally:
+        session.stop()
+
+
+def test_a_plain_function_is_a_probe_of_one_metric_named_after_it() -> None:
+    queue: list[int] = [1, 2, 3]
+
+    def queue_depth() -> float:
+        return float(len(queue))
+
+    session = ProbeSession(IN_THIS_PROCESS, [queue_depth])
+    session.start()
+    try:
+        assert session.sample()["queue_depth"] == 3.0
+        queue.append(4)
+        assert session.floor()["queue_depth"] == 4.0
+    finally:
+        session.stop()
+    assert (
+        session.secondary_metrics["queue_depth"] == "a custom probe's metric: reported, not judged"
+    )
+    judged = callable_probe(queue_depth, name="depth", unit="items", judged=True)
+    assert judged.judged == {"depth"} and judged.read() == {"depth": 4.0}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: callable_probe(lambda: 1.0), "a lambda has no name to read it by"),
+        (
+            lambda: callable_probe(lambda: True, name="flag").read(),
+            "returned True; return a number",
+        ),
+        (
+            lambda: callable_probe(lambda: math.nan, name="x").read(),
+            "returned nan; return a number",
+        ),
+    ],
+)
+def test_a_plain_function_that_cannot_be_a_probe_is_named(make: object, message: str) -> None:
+    with pytest.raises(ProbeError, match=re.escape(message)):
+        make()  # type: ignore[operator]

@@ -14,12 +14,9 @@ a Python service whose agent does not answer is too, and the run says so.
 
 from __future__ import annotations
 
-import time
-
 import psutil
 
 from pytest_soak.agent import AgentHub
-from pytest_soak.probes.floors import FLOOR_READS
 from pytest_soak.probes.metrics import (
     AGENT_OWN,
     BLOCKS,
@@ -39,8 +36,8 @@ ENGINES = {
     "tracemalloc": "tracemalloc (Python allocations only: pip install memray for native ones)",
 }
 #: Between checkpoints (the sampler's reads, ten a second) the agents are asked at most this
-#: often; a read costs the service two GIL hand-offs, and at 10 a second that was 4 % of a
-#: loopback service's throughput (benchmarks/agent_cost.py). A checkpoint's reads are fresh.
+#: often (``Probe.sample_gap``); a read costs the service two GIL hand-offs, and at 10 a second
+#: that was 4 % of a loopback service's throughput (benchmarks/agent_cost.py).
 SAMPLE_GAP = 0.5
 #: How long the agents of a Python service have to connect once the run starts.
 CONNECT_TIMEOUT = 5.0
@@ -57,12 +54,10 @@ class AgentProbe(Probe):
     metrics = (SERVICE_HEAP, PYMALLOC, MALLOC, BLOCKS, GC0, GC2, AGENT_OWN)
     judged = frozenset({"service_heap"})
     recorded = frozenset({"pymalloc", "malloc", "blocks", "gc0", "gc2", "agent_own"})
+    sample_gap = SAMPLE_GAP
 
     def __init__(self) -> None:
         self.hub: AgentHub | None = None
-        self._last: dict[str, float] = {}
-        self._last_at = 0.0
-        self._fresh = 0
 
     def start(self, service: Service) -> None:
         hub = service.agent
@@ -86,19 +81,8 @@ class AgentProbe(Probe):
 
     def read(self) -> dict[str, float]:
         """The agents' figures summed; nothing when one did not answer (a partial sum would
-        read as a drop). Between checkpoints, the last figures again if they are under
-        ``SAMPLE_GAP`` old."""
+        read as a drop)."""
         assert self.hub is not None, "read() before start()"
-        now = time.monotonic()
-        if self._fresh <= 0 and now - self._last_at < SAMPLE_GAP:
-            return self._last
-        self._fresh -= 1
-        self._last, self._last_at = self.read_now(), now
-        return self._last
-
-    def read_now(self) -> dict[str, float]:
-        """Ask every agent now (``read`` may answer with the last figures)."""
-        assert self.hub is not None, "read_now() before start()"
         asked = len(self.hub.pids())
         answers = [a for a in self.hub.ask("read").values() if "error" not in a]
         if not answers or len(answers) < asked:
@@ -113,10 +97,9 @@ class AgentProbe(Probe):
         return total
 
     def settle(self) -> None:
-        """A checkpoint: every agent collects garbage and trims; the floor's reads are fresh."""
+        """A checkpoint: every agent collects garbage and trims malloc."""
         if self.hub is not None:
             self.hub.ask("settle", timeout=SETTLE_TIMEOUT)
-            self._fresh = FLOOR_READS
 
     def attribution(self) -> SiteSource | None:
         return AgentSites(self.hub) if self.hub is not None else None

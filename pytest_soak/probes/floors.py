@@ -36,15 +36,8 @@ def settle_in_process() -> None:
         trim(0)
 
 
-#: Reads a floor takes the lowest of.
-FLOOR_READS = 3
-
-
 def read_floor(
-    reads: Sequence[Callable[[], dict[str, float]]],
-    *,
-    repeat: int = FLOOR_READS,
-    pause: float = 0.01,
+    reads: Sequence[Callable[[], dict[str, float]]], *, repeat: int = 3, pause: float = 0.01
 ) -> dict[str, float]:
     """The minimum of each metric over ``repeat`` reads: one stray allocation does not count."""
     floor: dict[str, float] = {}

@@ -107,6 +107,9 @@ class Probe(Protocol):
     recorded: Set[str] = frozenset()
     #: Why its secondary metrics do not decide the verdict (shown beside a demoted leak).
     secondary_reason: str = "a custom probe's metric: reported, not judged"
+    #: Seconds between two of its samples while the load runs (0: every sample, about ten a
+    #: second); in between, its last figures stand. Checkpoints always read it afresh.
+    sample_gap: float = 0.0
 
     def start(self, service: Service) -> None:
         """Called before the run's first reading (the default does nothing)."""

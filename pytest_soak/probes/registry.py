@@ -21,7 +21,7 @@ from pytest_soak.probes.process import InProcessRssProbe, ServedProcessTreeProbe
 #: the first two and ``read``.
 MEMBERS = (
     "name", "metrics", "read", "where", "judged", "recorded", "secondary_reason", "start", "stop",
-    "settle", "attribution",
+    "settle", "attribution", "sample_gap",
 )  # fmt: skip
 #: How a probe is registered: a class (or any callable) making a fresh probe for one run.
 ProbeMaker = Callable[[], Probe]

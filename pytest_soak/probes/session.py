@@ -10,6 +10,8 @@ the run, beside the probes.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 
 from pytest_soak.probes.callables import as_probe
@@ -40,6 +42,8 @@ class ProbeSession:
         #: What the run should say about its probes (one that could not measure, and why).
         self.notes: list[str] = []
         self._started: list[Probe] = []
+        #: A probe with a sample gap: when it was last sampled, and what it read.
+        self._sampled: dict[int, tuple[float, dict[str, float]]] = {}
         self._tables()
 
     def _tables(self) -> None:
@@ -94,10 +98,22 @@ class ProbeSession:
 
     def sample(self) -> dict[str, float]:
         """What the sampler reads: the judged metric too, so the phase table and the charts
-        show the figure the verdict used (USS out of process, the heap in process)."""
+        show the figure the verdict used (USS out of process, the heap in process). A probe
+        with a ``sample_gap`` is read at most that often; its last figures stand between."""
         values: dict[str, float] = {}
-        for probe in self.probes:
-            values.update(probe.read())
+        now = time.monotonic()
+        for index, probe in enumerate(self.probes):
+            gap = probe.sample_gap
+            if gap > 0:
+                read_at, last = self._sampled.get(index, (-math.inf, {}))
+                if now - read_at < gap:
+                    values.update(last)
+                    continue
+                last = probe.read()
+                self._sampled[index] = (now, last)
+                values.update(last)
+            else:
+                values.update(probe.read())
         return values
 
     def floor(self) -> dict[str, float]:
