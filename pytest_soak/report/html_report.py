@@ -25,14 +25,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_soak.analysis import FAILING_VERDICTS
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
 from pytest_soak.report.failure import render_isolation, render_mocks
-from pytest_soak.report.json_report import redact_values
+from pytest_soak.report.json_report import primary_judgement, redact_values
 from pytest_soak.units import format_bytes, format_duration, format_ms
-
-#: Verdicts that fail a test, and those that pass it: the banner's colour.
-FAILING = ("leak", "regression", "error")
 
 
 def write_html(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
@@ -43,6 +41,7 @@ def write_html(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]
 def render_html(results: Sequence[Mapping[str, Any]], *, title: str = "pytest-soak report") -> str:
     """The whole page: overview, then one section per test. Secret values in what the results
     quote (a token in an error sample's query) are masked, as in the JSON."""
+    # masked, not rounded: the JSON's rounding to whole ms would flatten sub-ms latencies
     masked = [redact_values(result) for result in results]
     ordered = sorted(masked, key=lambda r: str(r.get("test_id", "")))
     charts: list[dict[str, Any]] = []
@@ -128,9 +127,13 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, css: str = "
     return "".join(lines)
 
 
+def _verdict_kind(verdict: str) -> str:
+    """The colour of a verdict: failing, passing but worth a look, or ok."""
+    return "bad" if verdict in FAILING_VERDICTS else "warn" if verdict != "ok" else "good"
+
+
 def _verdict_badge(verdict: str) -> str:
-    kind = "bad" if verdict in FAILING else "warn" if verdict != "ok" else "good"
-    return f'<span class="verdict {kind}">{_e(verdict.upper())}</span>'
+    return f'<span class="verdict {_verdict_kind(verdict)}">{_e(verdict.upper())}</span>'
 
 
 # -- the overview -----------------------------------------------------------------------------
@@ -227,10 +230,9 @@ def _chart_div(chart: Mapping[str, Any]) -> str:
 def _banner(result: Mapping[str, Any]) -> str:
     """The verdict, why, and limit against observed for the judged metric."""
     verdict = str(result.get("verdict", "?"))
-    kind = "bad" if verdict in FAILING else "warn" if verdict != "ok" else "good"
     lines = [
-        f'<div class="banner {kind}"><p class="headline">{_verdict_badge(verdict)} '
-        f"{_e(result.get('reason', ''))}</p>"
+        f'<div class="banner {_verdict_kind(verdict)}"><p class="headline">'
+        f"{_verdict_badge(verdict)} {_e(result.get('reason', ''))}</p>"
     ]
     primary = _primary(result)
     if primary is not None:
@@ -280,11 +282,9 @@ def _banner(result: Mapping[str, Any]) -> str:
 
 
 def _primary(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The judged metric's judgement, else the first (a result without one named)."""
     judgements: list[Mapping[str, Any]] = list(result.get("judgements") or ())
-    for judgement in judgements:
-        if judgement.get("metric") == result.get("metric"):
-            return judgement
-    return judgements[0] if judgements else None
+    return primary_judgement(result) or (judgements[0] if judgements else None)
 
 
 def _run_facts(result: Mapping[str, Any]) -> str:
@@ -391,6 +391,7 @@ def _memory_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     samples = list(result.get("samples") or ())
     phases = [str(p.get("name", "?")) for p in result.get("phases") or ()]
     cycle_spans = _cycle_spans(result)
+    phase_spans = _phase_spans(result)
     ends = [span["checkpoint"] for span in cycle_spans]
     charts = []
     for k, judgement in enumerate(result.get("judgements") or ()):
@@ -425,7 +426,7 @@ def _memory_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
                     },
                 ],
                 "phases": phases,
-                "phaseSpans": _phase_spans(result),
+                "phaseSpans": phase_spans,
                 "cycles": cycle_spans,
             }
         )

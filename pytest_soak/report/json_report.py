@@ -99,11 +99,27 @@ def json_document(
     ``environment``, ``git_commit``, ``interrupted``: the plugin knows them) and the results,
     rounded and with secrets masked (docs/json.md)."""
     document: dict[str, Any] = {"schema": SCHEMA_VERSION, "tool": "pytest-soak"}
-    document.update(metadata or {})
+    document.update(redact_values(dict(metadata or {})))
     document.setdefault("interrupted", False)
-    document["results"] = [rounded_result(r) for r in results]
-    redacted: dict[str, Any] = redact_values(document)
-    return redacted
+    document["results"] = [public_result(r) for r in results]
+    return document
+
+
+def public_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A result as every report shows it (JSON, OpenMetrics, JUnit, HTML): its figures
+    rounded for reading, secret values masked."""
+    public: dict[str, Any] = redact_values(rounded_result(result))
+    return public
+
+
+def primary_judgement(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The judgement of the metric that gave the verdict (``result["metric"]``), if any."""
+    metric = result.get("metric")
+    for judgement in result.get("judgements") or ():
+        if judgement.get("metric") == metric:
+            found: Mapping[str, Any] = judgement
+            return found
+    return None
 
 
 def write_json(

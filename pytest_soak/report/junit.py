@@ -9,23 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_soak.report.json_report import redact_values, rounded_result
+from pytest_soak.report.json_report import primary_judgement, public_result
 
 
 def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, object]]:
     """``[("soak_verdict", "ok"), ("soak_metric", "heap"), ("soak_growth_bytes", 4121), …]``:
     verdict, judged metric, growth, growth per request, p-value (when the trend was tested),
     requests, errors and late requests."""
-    rounded = redact_values(rounded_result(result))
+    rounded = public_result(result)
     run = rounded.get("run") or {}
-    p_value = next(
-        (
-            j.get("p_value")
-            for j in rounded.get("judgements") or ()
-            if j.get("metric") == rounded.get("metric")
-        ),
-        None,
-    )
+    judgement = primary_judgement(rounded)
+    p_value = None if judgement is None else judgement.get("p_value")
     properties: list[tuple[str, object]] = [
         ("soak_verdict", rounded.get("verdict")),
         ("soak_metric", rounded.get("metric")),

@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_soak.analysis import FAILING_VERDICTS
+from pytest_soak.analysis import FAILING_VERDICTS, VERDICT_ORDER
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
-from pytest_soak.report.json_report import rounded_result
-from pytest_soak.traffic.redaction import redact_text
-
-#: Every verdict, one sample each in ``soak_verdict`` (1 for the test's, 0 for the others).
-VERDICTS = ("ok", "inconclusive", "suspicious", "leak", "regression", "error")
+from pytest_soak.report.json_report import primary_judgement, public_result
 
 
 @dataclass(frozen=True)
@@ -55,11 +51,8 @@ def _run(key: str) -> Callable[[Mapping[str, Any]], float | None]:
 
 
 def _p_value(result: Mapping[str, Any]) -> float | None:
-    metric = result.get("metric")
-    for judgement in result.get("judgements") or ():
-        if judgement.get("metric") == metric:
-            return _number(judgement.get("p_value"))
-    return None
+    judgement = primary_judgement(result)
+    return None if judgement is None else _number(judgement.get("p_value"))
 
 
 def _number(value: Any) -> float | None:
@@ -68,27 +61,32 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _growth(key: str, name: str, what: str) -> tuple[Family, Family]:
+    """A growth figure's two families: ``NAME_bytes`` for a judged metric in bytes, ``NAME``
+    (no unit) for any other."""
+    return (
+        Family(
+            f"{name}_bytes", "gauge", "bytes", f"{what} of the judged memory metric",
+            _figure(key, in_bytes=True), by_metric=True,
+        ),
+        Family(
+            name, "gauge", "", f"{what} of a judged metric that is not in bytes",
+            _figure(key, in_bytes=False), by_metric=True,
+        ),
+    )  # fmt: skip
+
+
+_GROWTH = _growth("growth_bytes", "soak_growth", "growth over the measured cycles")
+_PER_REQUEST = _growth(
+    "growth_per_request_bytes", "soak_growth_per_request",
+    "steady growth per request (trend slope)",
+)  # fmt: skip
+
 FAMILIES: tuple[Family, ...] = (
-    Family(
-        "soak_growth_bytes", "gauge", "bytes",
-        "growth of the judged memory metric over the measured cycles",
-        _figure("growth_bytes", in_bytes=True), by_metric=True,
-    ),
-    Family(
-        "soak_growth_per_request_bytes", "gauge", "bytes",
-        "steady growth of the judged memory metric per request (trend slope)",
-        _figure("growth_per_request_bytes", in_bytes=True), by_metric=True,
-    ),
-    Family(
-        "soak_growth", "gauge", "",
-        "growth of a judged metric that is not in bytes, over the measured cycles",
-        _figure("growth_bytes", in_bytes=False), by_metric=True,
-    ),
-    Family(
-        "soak_growth_per_request", "gauge", "",
-        "steady growth per request of a judged metric that is not in bytes",
-        _figure("growth_per_request_bytes", in_bytes=False), by_metric=True,
-    ),
+    _GROWTH[0],
+    _PER_REQUEST[0],
+    _GROWTH[1],
+    _PER_REQUEST[1],
     Family(
         "soak_p_value", "gauge", "",
         "Mann-Kendall p-value of the judged metric's trend against requests",
@@ -126,20 +124,20 @@ def _format(value: float) -> str:
 def render_openmetrics(results: Sequence[Mapping[str, Any]]) -> str:
     """The OpenMetrics text of ``results``: the figures rounded as in the JSON, test ids and
     metric names as labels, secrets in them masked."""
-    ordered = sorted((rounded_result(r) for r in results), key=lambda r: str(r.get("test_id", "")))
+    ordered = sorted((public_result(r) for r in results), key=lambda r: str(r.get("test_id", "")))
     lines: list[str] = []
     verdict_lines: list[str] = []
     for result in ordered:
-        test = redact_text(str(result.get("test_id", "")))
+        test = str(result.get("test_id", ""))
         verdict = str(result.get("verdict", ""))
-        for state in VERDICTS:
+        for state in VERDICT_ORDER:
             labels = _labels([("test", test), ("verdict", state)])
             verdict_lines.append(f"soak_verdict{labels} {int(state == verdict)}")
     if verdict_lines:
         lines += [
             "# TYPE soak_verdict gauge",
             "# HELP soak_verdict the soak verdict: 1 for the test's, 0 for the others "
-            f"({', '.join(v for v in VERDICTS if v in FAILING_VERDICTS)} fail the test)",
+            f"({', '.join(FAILING_VERDICTS)} fail the test)",
             *verdict_lines,
         ]
     for family in FAMILIES:
@@ -149,7 +147,7 @@ def render_openmetrics(results: Sequence[Mapping[str, Any]]) -> str:
             value = family.value(result)
             if value is None:
                 continue
-            pairs = [("test", redact_text(str(result.get("test_id", ""))))]
+            pairs = [("test", str(result.get("test_id", "")))]
             if family.by_metric:
                 pairs.append(("metric", str(result.get("metric", ""))))
             samples.append(f"{sample_name}{_labels(pairs)} {_format(value)}")
