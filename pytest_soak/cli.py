@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_soak.analysis.verdicts import FAILING_VERDICTS, VERDICT_ORDER
 from pytest_soak.errors import SoakError
+from pytest_soak.report.failure import format_size
 
-#: Verdicts that pass a test, and those that fail it (``compare``'s "worse").
-PASSING = ("ok", "suspicious", "inconclusive")
-FAILING = ("leak", "regression", "error")
+#: Verdicts that pass a test (``compare``'s "worse": from one of these to a failing one).
+PASSING = tuple(v for v in VERDICT_ORDER if v not in FAILING_VERDICTS)
+
 
 #: ``compare``'s defaults: a rise of growth per request must pass both to count as worse.
 DEFAULT_TOLERANCE = "64B"
@@ -193,7 +195,7 @@ def compare_one(
     worse = False
     before, after = str(old.get("verdict", "?")), str(new.get("verdict", "?"))
     if before != after:
-        verdict_worse = before in PASSING and after in FAILING
+        verdict_worse = before in PASSING and after in FAILING_VERDICTS
         worse |= verdict_worse
         changes.append(f"verdict {before} → {after}" + (" (worse)" if verdict_worse else ""))
     metric_old, metric_new = str(old.get("metric", "")), str(new.get("metric", ""))
@@ -227,21 +229,12 @@ def _figures(result: Mapping[str, Any]) -> str:
     per_request = float(result.get("growth_per_request_bytes") or 0.0)
     return (
         f"{str(result.get('verdict', '?')).upper():<12} {metric} "
-        f"{_amount(growth, metric, signed=True)} ({_per_request(per_request, metric)})"
+        f"{format_size(growth, metric, signed=True)} ({_per_request(per_request, metric)})"
     )
 
 
-def _amount(value: float, metric: str, *, signed: bool = False) -> str:
-    from pytest_soak.probes import metric_named
-    from pytest_soak.units import format_bytes
-
-    if metric_named(metric).unit == "bytes":
-        return format_bytes(value, signed=signed)
-    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
-
-
 def _per_request(value: float, metric: str) -> str:
-    return f"{_amount(value, metric)}/request"
+    return f"{format_size(value, metric)}/request"
 
 
 if __name__ == "__main__":

@@ -201,21 +201,10 @@ def env_label(config: pytest.Config) -> str:
     return str(config.getoption("soak_env_label") or config.getini("soak_env_label") or "")
 
 
-def json_path(config: pytest.Config) -> Path | None:
-    """``--soak-json``, else ini ``soak_json``: where the JSON report goes, if anywhere."""
-    path = config.getoption("soak_json") or config.getini("soak_json")
-    return Path(str(path)) if path else None
-
-
-def openmetrics_path(config: pytest.Config) -> Path | None:
-    """``--soak-openmetrics``, else ini ``soak_openmetrics``: where the OpenMetrics text goes."""
-    path = config.getoption("soak_openmetrics") or config.getini("soak_openmetrics")
-    return Path(str(path)) if path else None
-
-
-def report_path(config: pytest.Config) -> Path | None:
-    """``--soak-report``, else ini ``soak_report``: where the HTML report goes, if anywhere."""
-    path = config.getoption("soak_report") or config.getini("soak_report")
+def report_file(config: pytest.Config, dest: str) -> Path | None:
+    """Where a report goes, if anywhere: the flag (``--soak-json``, ``--soak-openmetrics``,
+    ``--soak-report``), else its ini twin (``dest``: ``soak_json``, ...)."""
+    path = config.getoption(dest) or config.getini(dest)
     return Path(str(path)) if path else None
 
 

@@ -106,8 +106,9 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    json_path, openmetrics_path = options.json_path(config), options.openmetrics_path(config)
-    html_path = options.report_path(config)
+    json_path = options.report_file(config, "soak_json")
+    openmetrics_path = options.report_file(config, "soak_openmetrics")
+    html_path = options.report_file(config, "soak_report")
     asked = any(p is not None for p in (json_path, openmetrics_path, html_path))
     if not results and not notes and not (interrupted and asked):
         return  # nothing of ours ran (a suite without soak tests): no section

@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from pytest_soak.report.subject import ResultView
 
 
-def _size(value: float | None, metric: str, *, signed: bool = False) -> str:
+def format_size(value: float | None, metric: str, *, signed: bool = False) -> str:
+    """A figure of ``metric`` as every report shows it: bytes in KiB/MiB, any other unit as a
+    number (two decimals under 10); ``-`` for none."""
     if value is None:
         return "-"
+    number = float(value)
     if metric_named(metric).unit == "bytes":
-        return format_bytes(value, signed=signed)
-    sign = "+" if signed and value > 0 else ""
-    return f"{sign}{value:,.0f}"
+        return format_bytes(number, signed=signed)
+    sign = "+" if signed and number > 0 else ""
+    return f"{sign}{number:,.2f}" if abs(number) < 10 else f"{sign}{number:,.0f}"
 
 
 def render_explanation(result: ResultView) -> str:
@@ -35,8 +38,8 @@ def render_explanation(result: ResultView) -> str:
     if worst is not None and primary is not None and primary.growth > 0:
         lines.append(
             f"  most growth in phase {worst.name!r} "
-            f"({_size(worst.floor_growth, primary.metric, signed=True)} of the measured cycles' "
-            f"{_size(primary.growth, primary.metric, signed=True)})"
+            f"({format_size(worst.floor_growth, primary.metric, signed=True)} of the measured "
+            f"cycles' {format_size(primary.growth, primary.metric, signed=True)})"
         )
     run = result.run
     analysis = result.analysis
@@ -103,18 +106,18 @@ def _limit_lines(primary: MetricJudgement, result: ResultView) -> list[str]:
         else "max_growth_per_request=0 B (default: any steady growth)"
     )
     limit_total = (
-        f"max_growth={_size(max_growth, metric)}"
+        f"max_growth={format_size(max_growth, metric)}"
         if max_growth is not None
-        else f"noise floor {_size(primary.threshold, metric)}"
+        else f"noise floor {format_size(primary.threshold, metric)}"
     )
     return [
         f"  {label}: limit {limit_per_req}, {limit_total}; a cycle counts as grown above "
-        f"{_size(primary.step_noise, metric)}",
-        f"  {label}: observed {per_req}, {_size(primary.growth, metric, signed=True)} "
+        f"{format_size(primary.step_noise, metric)}",
+        f"  {label}: observed {per_req}, {format_size(primary.growth, metric, signed=True)} "
         f"over {primary.requests_measured:,} measured requests, grown in "
         f"{primary.cycles_grown} of {len(primary.deltas)} cycles "
-        f"(floors {_size(primary.floors[0] if primary.floors else None, metric)} → "
-        f"{_size(primary.floors[-1] if primary.floors else None, metric)}, "
+        f"(floors {format_size(primary.floors[0] if primary.floors else None, metric)} → "
+        f"{format_size(primary.floors[-1] if primary.floors else None, metric)}, "
         f"p={primary.p_value:.2g})",
     ]
 
@@ -242,11 +245,11 @@ def render_phase_table(result: ResultView) -> list[str]:
                 format_ms(p.p99),
                 f"{p.errors:,}",
                 f"{p.late:,}" + (f" (+{p.unsent:,} unsent)" if p.unsent else ""),
-                _size(p.mem_start, metric),
-                _size(p.mem_end, metric),
-                _size(p.mem_floor, metric),
-                _size(p.mem_peak, metric),
-                _size(p.floor_growth, metric, signed=True),
+                format_size(p.mem_start, metric),
+                format_size(p.mem_end, metric),
+                format_size(p.mem_floor, metric),
+                format_size(p.mem_peak, metric),
+                format_size(p.floor_growth, metric, signed=True),
             )
         )
     return format_table(rows)
@@ -261,7 +264,7 @@ def render_cycles(result: ResultView) -> list[str]:
     parts = []
     for cycle in cycles:
         name = {"warm-up": "warm-up", "measured": f"{cycle.number}", "extra": f"{cycle.number}+"}
-        parts.append(f"{name[cycle.kind]}: {_size(cycle.growth, metric, signed=True)}")
+        parts.append(f"{name[cycle.kind]}: {format_size(cycle.growth, metric, signed=True)}")
     return ["", f"{metric_named(metric).label} growth by cycle: " + ", ".join(parts)]
 
 

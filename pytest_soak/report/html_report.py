@@ -28,7 +28,7 @@ from typing import Any
 from pytest_soak.analysis import FAILING_VERDICTS
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
-from pytest_soak.report.failure import render_isolation, render_mocks
+from pytest_soak.report.failure import format_size, render_isolation, render_mocks
 from pytest_soak.report.json_report import primary_judgement, redact_values
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
@@ -106,16 +106,6 @@ def _anchor(n: int) -> str:
     return f"test-{n}"
 
 
-def _size(value: Any, metric: str, *, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    number = float(value)
-    if metric_named(metric).unit == "bytes":
-        return format_bytes(number, signed=signed)
-    sign = "+" if signed and number > 0 else ""
-    return f"{sign}{number:,.2f}" if abs(number) < 10 else f"{sign}{number:,.0f}"
-
-
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, css: str = "") -> str:
     """An HTML table; every cell escaped. Cells after the first are right-aligned numbers
     unless the header says otherwise (``css``)."""
@@ -152,8 +142,8 @@ def _overview(results: Sequence[Mapping[str, Any]]) -> str:
             f'<td><a href="#{_anchor(n)}">{_e(result.get("test_id", "?"))}</a></td>'
             f"<td>{_verdict_badge(str(result.get('verdict', '?')))}</td>"
             f"<td>{_e(metric)}</td>"
-            f"<td>{_e(_size(result.get('growth_bytes', 0.0), metric, signed=True))}</td>"
-            f"<td>{_e(_size(result.get('growth_per_request_bytes', 0.0), metric))}</td>"
+            f"<td>{_e(format_size(result.get('growth_bytes', 0.0), metric, signed=True))}</td>"
+            f"<td>{_e(format_size(result.get('growth_per_request_bytes', 0.0), metric))}</td>"
             f"<td>{int(run.get('sent', 0)):,}</td>"
             f"<td>{int(run.get('errors', 0)):,}</td>"
             f"<td>{_e(format_duration(float(run.get('elapsed_seconds', 0.0))))}</td>"
@@ -242,14 +232,14 @@ def _banner(result: Mapping[str, Any]) -> str:
         per_request = settings.get("max_growth_per_request")
         max_growth = settings.get("max_growth")
         limit = (
-            f"max_growth_per_request={_size(per_request, metric)}"
+            f"max_growth_per_request={format_size(per_request, metric)}"
             if per_request is not None
-            else f"max_growth_per_request={_size(0, metric)} (default: any steady growth)"
+            else f"max_growth_per_request={format_size(0, metric)} (default: any steady growth)"
         )
         total = (
-            f"max_growth={_size(max_growth, metric)}"
+            f"max_growth={format_size(max_growth, metric)}"
             if max_growth is not None
-            else f"noise floor {_size(primary.get('threshold'), metric)}"
+            else f"noise floor {format_size(primary.get('threshold'), metric)}"
         )
         floors = primary.get("floors") or []
         deltas = [b - a for a, b in itertools.pairwise(floors)]
@@ -257,14 +247,14 @@ def _banner(result: Mapping[str, Any]) -> str:
         lines.append(
             '<table class="limits"><tbody>'
             f"<tr><th>limit</th><td>{_e(label)}: {_e(limit)}, {_e(total)}; a cycle counts as "
-            f"grown above {_e(_size(primary.get('step_noise'), metric))}</td></tr>"
+            f"grown above {_e(format_size(primary.get('step_noise'), metric))}</td></tr>"
             f"<tr><th>observed</th><td>{_e(label)}: "
-            f"{_e(_size(primary.get('slope'), metric))}/request, "
-            f"{_e(_size(primary.get('growth'), metric, signed=True))} over "
+            f"{_e(format_size(primary.get('slope'), metric))}/request, "
+            f"{_e(format_size(primary.get('growth'), metric, signed=True))} over "
             f"{int(primary.get('requests_measured', 0)):,} measured requests, grown in "
             f"{grown} of {len(deltas)} cycles (floors "
-            f"{_e(_size(floors[0] if floors else None, metric))} → "
-            f"{_e(_size(floors[-1] if floors else None, metric))}, "
+            f"{_e(format_size(floors[0] if floors else None, metric))} → "
+            f"{_e(format_size(floors[-1] if floors else None, metric))}, "
             f"p={float(primary.get('p_value', 1.0)):.2g})</td></tr>"
         )
         others = [j for j in result.get("judgements") or () if j is not primary]
@@ -421,7 +411,7 @@ def _memory_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
                     {"label": f"{metric} samples", "values": [_num(r[1]) for r in rows]},
                     {"label": "floor at checkpoint", "values": [_num(r[2]) for r in rows]},
                     {
-                        "label": f"trend {_size(judgement.get('slope'), metric)}/request",
+                        "label": f"trend {format_size(judgement.get('slope'), metric)}/request",
                         "values": [_num(r[3]) for r in rows],
                     },
                 ],
@@ -499,11 +489,11 @@ def _phase_table(result: Mapping[str, Any]) -> str:
                 format_ms(float(p.get("p99", 0.0))),
                 f"{int(p.get('errors', 0)):,}",
                 f"{int(p.get('late', 0)):,}" + (f" (+{unsent:,} unsent)" if unsent else ""),
-                _size(p.get("mem_start"), metric),
-                _size(p.get("mem_end"), metric),
-                _size(p.get("mem_floor"), metric),
-                _size(p.get("mem_peak"), metric),
-                _size(p.get("floor_growth"), metric, signed=True),
+                format_size(p.get("mem_start"), metric),
+                format_size(p.get("mem_end"), metric),
+                format_size(p.get("mem_floor"), metric),
+                format_size(p.get("mem_peak"), metric),
+                format_size(p.get("floor_growth"), metric, signed=True),
             )
         )
     return "<h3>Phases</h3>" + _table(header, rows, css="numbers")
@@ -519,8 +509,8 @@ def _cycles_table(result: Mapping[str, Any]) -> str:
             c.get("number", "?"),
             c.get("kind", "?"),
             f"{int(c.get('requests', 0)):,}",
-            _size(c.get("floor"), metric),
-            _size(c.get("growth"), metric, signed=True),
+            format_size(c.get("floor"), metric),
+            format_size(c.get("growth"), metric, signed=True),
         )
         for c in cycles
     ]
@@ -601,7 +591,7 @@ def _baseline(result: Mapping[str, Any]) -> str:
     for key in ("status", "expected", "allowed", "observed"):
         if key in baseline:
             value = baseline[key]
-            shown = _size(value, metric) if isinstance(value, (int, float)) else str(value)
+            shown = format_size(value, metric) if isinstance(value, (int, float)) else str(value)
             rows.append((key, shown))
     for key in ("message", "note", "path", "test"):
         if baseline.get(key):

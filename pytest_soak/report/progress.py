@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_soak.units import format_bytes, format_duration
+from pytest_soak.analysis.rule import format_figure
+from pytest_soak.units import format_duration
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,11 @@ def progress_line(test_id: str, p: Progress) -> str:
     cycle = "warm-up" if p.cycle == 0 else f"cycle {p.cycle}/{p.cycles - 1}"
     memory = ""
     if p.now is not None:
-        memory = f" | {p.metric} {_figure(p.now, p.unit)}"
+        memory = f" | {p.metric} {format_figure(p.now, p.unit)}"
         if p.floor is not None:
-            memory += f" (last floor {_figure(p.floor, p.unit)})"
+            memory += f" (last floor {format_figure(p.floor, p.unit)})"
     return (
         f"soak {test_id}: {cycle} {p.phase} | {format_duration(p.elapsed)} of "
         f"{format_duration(p.planned)} | {p.achieved_rps:,.0f}/{p.target_rps:,.0f} req/s | "
         f"{p.in_flight} in flight | {p.sent:,} sent, {p.late:,} late, {p.errors:,} errors" + memory
     )
-
-
-def _figure(value: float, unit: str) -> str:
-    return format_bytes(value) if unit == "bytes" else f"{value:,.0f} {unit}".rstrip()
