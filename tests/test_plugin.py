@@ -554,6 +554,17 @@ def test_a_run_shows_its_progress_unless_quiet_or_in_an_xdist_worker(
         result.stdout.no_fnmatch_line("soak test_progress.py::test_progress: *")
 
 
+def test_an_xdist_worker_writes_no_progress_line(pytester: pytest.Pytester) -> None:
+    """A worker's output never reaches the terminal (execnet drops it), so a run under ``-n``
+    cannot show that the worker stays quiet: its config, as xdist marks it, is asked."""
+    from pytest_soak.plugin.live import ProgressLine, progress_for
+
+    config = pytester.parseconfig()
+    assert isinstance(progress_for(config, "test_x.py::test_y"), ProgressLine)
+    config.workerinput = {"workerid": "gw0"}  # type: ignore[attr-defined]
+    assert progress_for(config, "test_x.py::test_y") is None
+
+
 def test_on_a_terminal_the_progress_is_one_line_rewritten_in_place(
     soak_project: pytest.Pytester,
 ) -> None:

@@ -20,6 +20,10 @@ def _status_counts() -> Counter[str]:
     return Counter(dict.fromkeys(STATUS_CLASSES, 0))
 
 
+#: Seconds after its intended time from which a request counts as late.
+LATE_THRESHOLD = 0.025
+
+
 @dataclass
 class PhaseStats:
     """Counts for one phase of the profile, over every cycle of the run. Bounded:
@@ -134,7 +138,7 @@ class Run:
     elapsed: float = 0.0
     paused: float = 0.0
     aborted: str | None = None
-    late_threshold: float = 0.025
+    late_threshold: float = LATE_THRESHOLD
     # Checkpoint records live in slots allocated before the load starts: recording one swaps a
     # same-sized object, so in process the harness's bookkeeping never shows up as growth.
     _slots: list[Checkpoint] = field(default_factory=list, repr=False)

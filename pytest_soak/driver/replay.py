@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_soak.driver.clients import Client, SendFailure
-from pytest_soak.driver.records import STATUS_CLASSES, Checkpoint, PhaseStats, Run
+from pytest_soak.driver.records import (
+    LATE_THRESHOLD,
+    STATUS_CLASSES,
+    Checkpoint,
+    PhaseStats,
+    Run,
+)
 from pytest_soak.driver.targets import Target
 from pytest_soak.errors import DriverError
 from pytest_soak.traffic.model import Exchange
@@ -33,7 +39,7 @@ _POLL = 0.01
 class ReplayConfig:
     concurrency: int = 256
     request_timeout: float = 30.0
-    late_threshold: float = 0.025
+    late_threshold: float = LATE_THRESHOLD
     grace: float = 10.0  # extra seconds past the planned end before the rest counts as unsent
     watch_interval: float = 0.25
 

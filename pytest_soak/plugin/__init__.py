@@ -90,7 +90,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if workers.is_worker(session.config):
+    if options.is_worker(session.config):
         workers.hand_over(session.config)
     else:
         results.write_and_prune_baselines(session)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_soak.plugin import options
 from pytest_soak.report.progress import Progress, progress_line
 
 #: Off a terminal: seconds between two progress lines (the first comes after a second).
@@ -62,6 +63,6 @@ class ProgressLine:
 
 def progress_for(config: pytest.Config, test_id: str) -> ProgressLine | None:
     """The progress line of a test, or None: under ``-q`` and in xdist workers."""
-    if config.get_verbosity() < 0 or hasattr(config, "workerinput"):
+    if config.get_verbosity() < 0 or options.is_worker(config):
         return None
     return ProgressLine(config, test_id)

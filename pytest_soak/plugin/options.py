@@ -201,6 +201,11 @@ def env_label(config: pytest.Config) -> str:
     return str(config.getoption("soak_env_label") or config.getini("soak_env_label") or "")
 
 
+def is_worker(config: pytest.Config) -> bool:
+    """This session is a pytest-xdist worker (xdist gives its config ``workerinput``)."""
+    return hasattr(config, "workerinput")
+
+
 def report_file(config: pytest.Config, dest: str) -> Path | None:
     """Where a report goes, if anywhere: the flag (``--soak-json``, ``--soak-openmetrics``,
     ``--soak-report``), else its ini twin (``dest``: ``soak_json``, ...)."""

@@ -10,15 +10,12 @@ from typing import Any
 
 import pytest
 
+from pytest_soak.plugin import options
 from pytest_soak.plugin.results import NOTES_KEY, RESULTS_KEY
 
 WORKER_OUTPUT = "pytest_soak_results"  # workeroutput key: the worker's results, as JSON
 WORKER_LOADGROUP = "pytest_soak_loadgroup"  # workerinput key: the controller groups soak tests
 XDIST_GROUP = "pytest-soak"
-
-
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
 
 
 def use_loadgroup(config: pytest.Config) -> None:
@@ -41,7 +38,7 @@ def tell_worker(node: Any) -> None:
 def group_soak_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put every soak test (one using the ``soak`` fixture or marked ``soak``) without an
     ``xdist_group`` of its own in ours."""
-    if not (getattr(config.option, "dist", "no") == "loadgroup" or is_worker(config)):
+    if not (getattr(config.option, "dist", "no") == "loadgroup" or options.is_worker(config)):
         return
     for item in items:
         is_soak = "soak" in getattr(item, "fixturenames", ()) or item.get_closest_marker("soak")
@@ -51,7 +48,7 @@ def group_soak_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 def ensure_grouped(config: pytest.Config, items: list[pytest.Item]) -> None:
     """After xdist's own hook, on a worker: make sure every grouped test got its tag."""
-    if is_worker(config) and getattr(config.option, "loadgroup", False):
+    if options.is_worker(config) and getattr(config.option, "loadgroup", False):
         for item in items:
             _ensure_group_suffix(item)
 

@@ -21,6 +21,10 @@ from pytest_soak.probes.probe import Probe, ProbeUnavailable, Service, SiteSourc
 from pytest_soak.probes.process import own_rss
 from pytest_soak.probes.registry import PROBES, ProbeRegistry, check_probe, check_unique
 
+#: How a note about a probe that could not measure the run begins (the terminal summary shows
+#: those notes even on a pass).
+PROBE_NOTE = "probe "
+
 
 class ProbeSession:
     """The probes of one run of ``service``: the registered ones that apply, then ``extra``
@@ -82,7 +86,7 @@ class ProbeSession:
             except ProbeUnavailable as why:
                 self.probes.remove(probe)
                 if not why.quiet:
-                    self.notes.append(f"probe {probe.name!r}: {why}")
+                    self.notes.append(f"{PROBE_NOTE}{probe.name!r}: {why}")
                 continue
             except BaseException:
                 self.stop()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_soak.analysis import FAILING_VERDICTS, VERDICT_ORDER
+from pytest_soak.driver.records import LATE_THRESHOLD
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
 from pytest_soak.report.json_report import primary_judgement, public_result
@@ -99,7 +100,8 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         "soak_late", "counter", "",
-        "requests sent more than 25 ms after their intended time", _run("late"),
+        f"requests sent more than {LATE_THRESHOLD * 1000:.0f} ms after their intended time",
+        _run("late"),
     ),
     Family(
         "soak_elapsed_seconds", "gauge", "seconds",

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_soak.driver.records import LATE_THRESHOLD
 from pytest_soak.probes import metric_named
+from pytest_soak.probes.session import PROBE_NOTE
 from pytest_soak.report.failure import format_table, render_mocks
 from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration
@@ -44,7 +46,7 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
             lines.append(f"{result['test_id']}: {result['verdict']}: {result['reason']}")
         # a probe that could not measure the run (the agent did not answer): said even on a pass
         for note in result.get("notes") or ():
-            if str(note).startswith("probe "):
+            if str(note).startswith(PROBE_NOTE):
                 lines.append(f"{result['test_id']}: {note}")
         late = _late_reason(result)
         if late:
@@ -83,8 +85,8 @@ def _late_reason(result: Mapping[str, Any]) -> str:
             "the app's own work runs on that loop)"
         )
     return (
-        f"late: {late:,} of {sent:,} requests ({100 * late / sent:.0f}%) left more than 25 ms "
-        "after their time: " + "; ".join(why)
+        f"late: {late:,} of {sent:,} requests ({100 * late / sent:.0f}%) left more than "
+        f"{LATE_THRESHOLD * 1000:.0f} ms after their time: " + "; ".join(why)
     )
 
 
