@@ -149,11 +149,8 @@ class Browser:
                 found.append(str(params["entry"].get("text")))
         return found
 
-    def screenshot(self, clip: dict[str, float] | None = None) -> bytes:
-        """A PNG of ``clip`` (page coordinates), or of the whole page."""
-        if clip is None:
-            size = self.send("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
-            clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+    def screenshot(self, clip: dict[str, float]) -> bytes:
+        """A PNG of ``clip`` (page coordinates)."""
         shot = self.send(
             "Page.captureScreenshot",
             {"format": "png", "clip": {**clip, "scale": 1}, "captureBeyondViewport": True},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,16 +11,13 @@ from typing import Any
 import pytest
 
 from pytest_soak.cli import main
+from pytest_soak.report.json_report import write_json
 from tests.helpers import ROOT, soak_result_dict
 
 
 def _results(path: Path, *results: dict[str, Any]) -> Path:
-    path.write_text(json.dumps({"schema": 2, "tool": "pytest-soak", "results": list(results)}))
-    return path
-
-
-def _with(result: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return {**result, **changes}
+    """A results file as ``--soak-json`` writes it (schema, metadata, rounded figures)."""
+    return write_json(path, list(results), {"version": "0", "started": "2026-11-30T00:00:00Z"})
 
 
 @pytest.fixture
@@ -140,6 +136,13 @@ def test_bad_input_names_the_file_and_what_to_do(
 def test_a_bad_tolerance_is_a_usage_error(before: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "--tolerance=lots", str(before), str(before)]) == 2
     assert "--tolerance='lots' is not a size" in capsys.readouterr().err
+
+
+def test_the_pytest_soak_command_is_the_cli_main() -> None:
+    from importlib.metadata import entry_points
+
+    [command] = entry_points(group="console_scripts", name="pytest-soak")
+    assert command.value == "pytest_soak.cli:main"
 
 
 def test_the_module_runs_as_the_installed_command(before: Path, tmp_path: Path) -> None:

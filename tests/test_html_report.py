@@ -38,7 +38,8 @@ def test_every_section_of_a_full_result() -> None:
         assert f">{heading}</h" in page, heading
     # the banner: limit against observed, in human units
     assert "max_growth_per_request=0 B (default: any steady growth)" in page
-    assert "130 B/request" in page
+    # the observed row itself ("130 B/request" alone is also the chart's trend label)
+    assert "<th>observed</th><td>Python heap (tracemalloc): 130 B/request, " in page
     assert '<span class="verdict bad">LEAK</span>' in page
     # the overview links each test to its section
     assert '<a href="#test-0">tests/test_shop.py::test_shop</a>' in page

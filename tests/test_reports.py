@@ -341,6 +341,43 @@ def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None
         assert SECRET not in text, f"{name} shows the secret"
 
 
+def test_every_renderer_masks_what_a_result_quotes() -> None:
+    """The end-to-end test above cannot tell, since error samples are masked where they are
+    recorded: here the secret sits in what a result quotes elsewhere (its reason, its notes, a
+    mock's unmatched request, its test id) and each renderer is handed the raw result."""
+    from pytest_soak.report.html_report import render_html
+    from pytest_soak.report.json_report import json_document
+    from pytest_soak.report.junit import junit_properties
+    from pytest_soak.report.openmetrics import render_openmetrics
+    from pytest_soak.report.terminal import summary_lines
+
+    quoted = f"GET /boom?token={SECRET}"
+    result = _result(
+        test_id=f"test_x.py::test_y[/a?api_key={SECRET}]",
+        verdict="suspicious",
+        reason=f"heap grew after {quoted}",
+        notes=[f"probe 'x': {quoted} failed"],
+        mocks={
+            "payments": {
+                "transport": "respx",
+                "requests": 1,
+                "unmatched_count": 1,
+                "unmatched": [{"method": "GET", "path": f"/pay?token={SECRET}", "count": 1}],
+            }
+        },
+    )
+    rendered = {
+        "json": json.dumps(json_document([result])),
+        "openmetrics": render_openmetrics([result]),
+        "junit": repr(junit_properties(result)),
+        "html": render_html([result]),
+        "terminal": "\n".join(summary_lines([result])),
+    }
+    for name, text in rendered.items():
+        assert SECRET not in text, f"{name} shows the secret"
+    assert f"token={MASK}" in rendered["json"] and f"api_key={MASK}" in rendered["openmetrics"]
+
+
 def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest.Pytester) -> None:
     """SIGINT while the second soak runs: the reports still hold the first one, and the JSON
     says the session was interrupted; the run in progress is left out (it was not judged)."""
