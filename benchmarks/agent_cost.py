@@ -33,8 +33,8 @@ HERE = Path(__file__).resolve().parent
 
 from pytest_soak.driver.clients import SendFailure  # noqa: E402
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
+from pytest_soak.engine import service_of  # noqa: E402
 from pytest_soak.probes.agent import AgentProbe  # noqa: E402
-from pytest_soak.probes.probe import Service  # noqa: E402
 from pytest_soak.traffic import Exchange  # noqa: E402
 
 SERVICE = textwrap.dedent(
@@ -138,7 +138,7 @@ def serve(agent: bool) -> ServedProcess:
 
 def started_probe(served: ServedProcess) -> AgentProbe:
     probe = AgentProbe()
-    probe.start(Service(in_process=False, pids=tuple(served.pids()), agent=served.hub))
+    probe.start(service_of(served))
     return probe
 
 

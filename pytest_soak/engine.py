@@ -268,16 +268,22 @@ def run_soak(
 
 def probe_session(target: Target, settings: Settings) -> ProbeSession:
     """The probes of a run against ``target``: the built-in ones that apply, then the test
-    suite's own (``settings.probes``, from the ``pytest_soak_probes`` hook)."""
-    service = Service(
+    suite's own (``settings.probes``: the marker's or ``soak.run``'s ``probes=``, then the
+    ``pytest_soak_probes`` hook's)."""
+    return ProbeSession(service_of(target, settings.tracemalloc_frames), settings.probes)
+
+
+def service_of(target: Target, tracemalloc_frames: int = 1) -> Service:
+    """What a probe is told of ``target`` when a run starts: where it runs, its processes, its
+    code's folders (in process), its ports and its agents."""
+    return Service(
         in_process=target.in_process,
         pids=tuple(target.pids()),
         source_dirs=tuple(target.source_dirs()) if target.in_process else (),
-        tracemalloc_frames=settings.tracemalloc_frames,
+        tracemalloc_frames=tracemalloc_frames,
         ports=target.port_table(),
         agent=target.agent_hub(),
     )
-    return ProbeSession(service, settings.probes)
 
 
 def _settings_summary(settings: Settings) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_soak.driver.targets.served import ServedProcess
+from pytest_soak.engine import service_of
 from pytest_soak.errors import ProbeError
 from pytest_soak.probes import Service, envoy_admin
 
@@ -80,7 +81,7 @@ def proxy() -> Iterator[ServedProcess]:
 
 
 def _served(proxy: ServedProcess) -> Service:
-    return Service(in_process=False, pids=tuple(proxy.pids()), ports=proxy.port_table())
+    return service_of(proxy)
 
 
 def test_envoy_admin_reads_envoys_tcmalloc_figures(proxy: ServedProcess) -> None:
