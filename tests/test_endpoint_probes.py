@@ -22,6 +22,7 @@ from pytest_soak.probes import (
     HttpProbe,
     ProbeSession,
     Service,
+    envoy_admin,
     http_json,
     prometheus,
 )
@@ -39,6 +40,38 @@ def _read(probe: HttpProbe, service: Service) -> dict[str, float]:
         return probe.read()
     finally:
         probe.stop()
+
+
+# -- Envoy's /memory, as its admin writes it (a real Envoy: test_envoy.py) -------------------------
+
+ENVOY_MEMORY = {
+    "allocated": "6331352", "heap_size": "8388608", "pageheap_unmapped": "0",
+    "pageheap_free": "524288", "total_thread_cache": "1048576", "total_physical_bytes": "9437184",
+}  # fmt: skip
+
+
+def test_envoy_admin_reads_each_figure_of_memory_under_its_metric(json_server: int) -> None:
+    _JsonHandler.document = dict(ENVOY_MEMORY)
+    probe = envoy_admin(f"http://127.0.0.1:{json_server}/memory/")  # /memory or the admin's base
+    values = _read(probe, _service(json_server))
+    assert values == {
+        "envoy_allocated": 6331352.0, "envoy_heap_size": 8388608.0,
+        "envoy_pageheap_unmapped": 0.0, "envoy_pageheap_free": 524288.0,
+        "envoy_thread_cache": 1048576.0, "envoy_physical": 9437184.0,
+    }  # fmt: skip
+    assert probe.judged == {"envoy_allocated"}
+    secondary = {m.name for m in probe.metrics} - probe.judged - probe.recorded
+    assert secondary == {"envoy_heap_size", "envoy_physical"}
+
+
+def test_envoy_admin_without_tcmalloc_figures_or_with_an_unknown_role_is_refused(
+    json_server: int,
+) -> None:
+    _JsonHandler.document = {**ENVOY_MEMORY, "allocated": "0"}
+    with pytest.raises(ProbeError, match="reports allocated=0: this Envoy build has no tcmalloc"):
+        _read(envoy_admin(f"http://127.0.0.1:{json_server}"), _service(json_server))
+    with pytest.raises(ProbeError, match=r"judged=\('heap',\)\): 'heap' is not one of its"):
+        envoy_admin("http://127.0.0.1:{port:admin}", judged=("heap",))
 
 
 # -- a real Prometheus exposition ----------------------------------------------------------------
@@ -131,7 +164,7 @@ class _JsonHandler(BaseHTTPRequestHandler):
     document: ClassVar[dict[str, Any]] = {}
 
     def do_GET(self) -> None:
-        if self.path == "/stats":
+        if self.path in ("/stats", "/memory"):  # /memory: as Envoy's admin answers it
             body, status = json.dumps(self.document).encode(), 200
         elif self.path == "/text":
             body, status = b"<html>not json</html>", 200
