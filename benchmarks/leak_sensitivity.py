@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -280,66 +282,60 @@ def main() -> None:
         )
 
 
+#: The served services' modules, written beside this file for the run.
+SERVED_SCRIPTS = {
+    "_python_service.py": PYTHON_SERVICE,
+    "_native_service.py": NATIVE_SERVICE,
+    "_spike_native_service.py": SPIKE_NATIVE_SERVICE,
+}
+SPIKE_ENV = {
+    "LEAK_LATENCY": str(SPIKE_LATENCY), "LEAK_IN_FLIGHT": str(SPIKE_IN_FLIGHT),
+    "LEAK_STATS_PATH": STATS_PATH,
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def uvicorn_service(module: str, env: dict[str, str]) -> Iterator[ServedProcess]:
+    """``module:app`` under uvicorn (the agent on), stopped whatever happens."""
+    served = ServedProcess(
+        [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", "{port}",
+         "--log-level", "warning"],
+        env=env, ready="/", cwd=HERE,
+    )  # fmt: skip
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
 def run_served(args: argparse.Namespace, settings, record) -> None:  # type: ignore[no-untyped-def]
     """The served rows: uvicorn apps that leak Python objects or native memory (the agent's
     ``service_heap`` and USS judged)."""
-    script = HERE / "_native_service.py"
-    script.write_text(NATIVE_SERVICE)
-    spike_script = HERE / "_spike_native_service.py"
-    spike_script.write_text(SPIKE_NATIVE_SERVICE)
-    python_script = HERE / "_python_service.py"
-    python_script.write_text(PYTHON_SERVICE)
+    rows = [
+        # label, module, sizes, environment beyond LEAK_BYTES, what each request keeps
+        ("served (Python)", "_python_service", args.served_python_sizes, {},
+         lambda size: f"[kept {kept_per_request(size)} B/req] "),
+        ("served (Python, exact)", "_python_service", args.served_exact_sizes,
+         {"LEAK_EXACT": "1"}, lambda size: f"[kept {size} B/req] "),
+        ("served (native)", "_native_service", args.native_sizes, {}, lambda size: ""),
+    ]  # fmt: skip
+    for name, source in SERVED_SCRIPTS.items():
+        (HERE / name).write_text(source)
     try:
-        for size in () if args.spike_only else args.served_python_sizes:
-            served = ServedProcess(
-                [sys.executable, "-m", "uvicorn", "_python_service:app", "--port", "{port}",
-                 "--log-level", "warning"],
-                env={"LEAK_BYTES": str(size)}, ready="/", cwd=HERE,
-            )  # fmt: skip
-            try:
-                result = run_soak(served, traffic(), settings, check=False)
-                record("served (Python)", size, result, f"[kept {kept_per_request(size)} B/req] ")
-            finally:
-                served.stop()
-        for size in () if args.spike_only else args.served_exact_sizes:
-            served = ServedProcess(
-                [sys.executable, "-m", "uvicorn", "_python_service:app", "--port", "{port}",
-                 "--log-level", "warning"],
-                env={"LEAK_BYTES": str(size), "LEAK_EXACT": "1"}, ready="/", cwd=HERE,
-            )  # fmt: skip
-            try:
-                result = run_soak(served, traffic(), settings, check=False)
-                record("served (Python, exact)", size, result, f"[kept {size} B/req] ")
-            finally:
-                served.stop()
-        for size in () if args.spike_only else args.native_sizes:
-            served = ServedProcess(
-                [sys.executable, "-m", "uvicorn", "_native_service:app", "--port", "{port}",
-                 "--log-level", "warning"],
-                env={"LEAK_BYTES": str(size)}, ready="/", cwd=HERE,
-            )  # fmt: skip
-            try:
-                record("served (native)", size, run_soak(served, traffic(), settings, check=False))
-            finally:
-                served.stop()
+        for label, module, sizes, env, note in () if args.spike_only else rows:
+            for size in sizes:
+                with uvicorn_service(module, {"LEAK_BYTES": str(size), **env}) as served:
+                    result = run_soak(served, traffic(), settings, check=False)
+                    record(label, size, result, note(size))
         for size in () if args.no_spike else args.spike_native_sizes:
-            served = ServedProcess(
-                [sys.executable, "-m", "uvicorn", "_spike_native_service:app", "--port", "{port}",
-                 "--log-level", "warning"],
-                env={"LEAK_BYTES": str(size), "LEAK_LATENCY": str(SPIKE_LATENCY),
-                     "LEAK_IN_FLIGHT": str(SPIKE_IN_FLIGHT), "LEAK_STATS_PATH": STATS_PATH},
-                ready="/", cwd=HERE,
-            )  # fmt: skip
-            try:
+            env = {"LEAK_BYTES": str(size), **SPIKE_ENV}
+            with uvicorn_service("_spike_native_service", env) as served:
                 result = run_soak(served, traffic(), settings, check=False)
                 _, leaked = served_counts(served)
                 record("spike only (native)", size, result, share_note(result, leaked))
-            finally:
-                served.stop()
     finally:
-        script.unlink(missing_ok=True)
-        spike_script.unlink(missing_ok=True)
-        python_script.unlink(missing_ok=True)
+        for name in SERVED_SCRIPTS:
+            (HERE / name).unlink(missing_ok=True)
 
 
 def kept_per_request(size: int) -> int:
