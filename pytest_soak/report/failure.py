@@ -122,7 +122,7 @@ def _limit_lines(primary: MetricJudgement, result: ResultView) -> list[str]:
     ]
 
 
-def render_isolation(isolation: Mapping[str, Any]) -> list[str]:
+def render_isolation(isolation: Mapping[str, Any], *, replays: bool = True) -> list[str]:
     """The isolation section (``--soak-isolate``): culprit endpoint and variation, growth per
     request with and without them, the reproduction file, every replay."""
     if not isolation:
@@ -189,7 +189,7 @@ def render_isolation(isolation: Mapping[str, Any]) -> list[str]:
     if replayed:
         lines.append("    replayed alone: " + _outcome(replayed, ""))
     lines.extend(f"  note: {note}" for note in isolation.get("notes", []))
-    probes = isolation.get("probes", [])
+    probes = isolation.get("probes", []) if replays else []
     if probes:
         lines.append("  replays:")
         purposes = [_clip(p["purpose"], 72) for p in probes]
@@ -281,20 +281,22 @@ def render_errors(result: ResultView) -> list[str]:
     return lines
 
 
-def render_mocks(mocks: Mapping[str, Any] | None) -> list[str]:
-    """One line per mock set (requests, unmatched, chaos injected), then its unmatched requests."""
+def render_mocks(mocks: Mapping[str, Any] | None, *, summary: bool = True) -> list[str]:
+    """One line per mock set (requests, unmatched, chaos injected; ``summary=False``: left to
+    a table of the caller's), then its unmatched requests."""
     lines: list[str] = []
     for name, stats in (mocks or {}).items():
         if not isinstance(stats, Mapping) or "error" in stats:
             lines.append(f"mocks {name}: stats unavailable ({(stats or {}).get('error', '?')})")
             continue
-        injected = stats.get("injected") or {}
-        chaos = ", ".join(f"{kind} ×{count:,}" for kind, count in injected.items())
-        lines.append(
-            f"mocks {name} ({stats.get('transport', '?')}): {stats.get('requests', 0):,} requests, "
-            f"{stats.get('unmatched_count', 0):,} unmatched (answered 404)"
-            + (f"; chaos injected: {chaos}" if chaos else "")
-        )
+        if summary:
+            injected = stats.get("injected") or {}
+            chaos = ", ".join(f"{kind} ×{count:,}" for kind, count in injected.items())
+            lines.append(
+                f"mocks {name} ({stats.get('transport', '?')}): {stats.get('requests', 0):,} "
+                f"requests, {stats.get('unmatched_count', 0):,} unmatched (answered 404)"
+                + (f"; chaos injected: {chaos}" if chaos else "")
+            )
         for miss in (stats.get("unmatched") or [])[:5]:
             closest = f", closest stub {miss['closest']!r}" if miss.get("closest") else ""
             where = f"{miss['method']} {miss['path']}"

@@ -560,9 +560,7 @@ def _isolation(result: Mapping[str, Any]) -> str:
     isolation = result.get("isolation") or {}
     if not isolation:
         return ""
-    text = [line for line in render_isolation(isolation) if line]
-    if "  replays:" in text:  # the replays get a table of their own
-        text = text[: text.index("  replays:")]
+    text = [line for line in render_isolation(isolation, replays=False) if line]  # a table below
     parts = ["<h3>Leak isolation</h3>", f'<pre class="text">{_e(chr(10).join(text))}</pre>']
     probes = list(isolation.get("probes") or ())
     if probes:
@@ -627,8 +625,9 @@ def _mocks(result: Mapping[str, Any]) -> str:
     if rows:
         header = ("mock set", "transport", "requests", "unmatched (404)", "chaos injected")
         parts.append(_table(header, rows))
-    lines = render_mocks(mocks)
-    parts.append(f'<pre class="text">{_e(chr(10).join(lines))}</pre>')
+    lines = render_mocks(mocks, summary=False)  # the table has each set's figures
+    if lines:
+        parts.append(f'<pre class="text">{_e(chr(10).join(lines))}</pre>')
     return "".join(parts)
 
 
