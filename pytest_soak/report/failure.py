@@ -3,7 +3,8 @@ table, the allocation sites that grew, and notes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_soak.analysis import MetricJudgement, PhaseSummary
@@ -225,34 +226,39 @@ def _worst_phase(phases: tuple[PhaseSummary, ...]) -> PhaseSummary | None:
 
 
 def render_phase_table(result: ResultView) -> list[str]:
-    phases = result.analysis.phases
-    if not phases:
-        return []
-    metric = phases[0].memory_metric
+    phases = [dataclasses.asdict(p) for p in result.analysis.phases]
+    return format_table(phase_rows(phases)) if phases else []
+
+
+def phase_rows(phases: Sequence[Mapping[str, Any]], metric: str = "") -> list[tuple[str, ...]]:
+    """The phase table, header first, from phases as the JSON has them (the failure text and
+    the HTML report show the same table)."""
+    metric = str((phases[0].get("memory_metric") if phases else "") or metric)
     header = (
         "phase", "requests", "rps target/got", "p50", "p95", "p99", "errors", "late",
         f"{metric} end (1st)", "end (last)", "low", "peak", "floor growth",
     )  # fmt: skip
     rows: list[tuple[str, ...]] = [header]
     for p in phases:
+        unsent = int(p.get("unsent", 0))
         rows.append(
             (
-                p.name,
-                f"{p.requests:,}",
-                f"{p.target_rps:.1f}/{p.achieved_rps:.1f}",
-                format_ms(p.p50),
-                format_ms(p.p95),
-                format_ms(p.p99),
-                f"{p.errors:,}",
-                f"{p.late:,}" + (f" (+{p.unsent:,} unsent)" if p.unsent else ""),
-                format_size(p.mem_start, metric),
-                format_size(p.mem_end, metric),
-                format_size(p.mem_floor, metric),
-                format_size(p.mem_peak, metric),
-                format_size(p.floor_growth, metric, signed=True),
+                str(p.get("name", "?")),
+                f"{int(p.get('requests', 0)):,}",
+                f"{float(p.get('target_rps', 0)):.1f}/{float(p.get('achieved_rps', 0)):.1f}",
+                format_ms(float(p.get("p50", 0.0))),
+                format_ms(float(p.get("p95", 0.0))),
+                format_ms(float(p.get("p99", 0.0))),
+                f"{int(p.get('errors', 0)):,}",
+                f"{int(p.get('late', 0)):,}" + (f" (+{unsent:,} unsent)" if unsent else ""),
+                format_size(p.get("mem_start"), metric),
+                format_size(p.get("mem_end"), metric),
+                format_size(p.get("mem_floor"), metric),
+                format_size(p.get("mem_peak"), metric),
+                format_size(p.get("floor_growth"), metric, signed=True),
             )
         )
-    return format_table(rows)
+    return rows
 
 
 def render_cycles(result: ResultView) -> list[str]:

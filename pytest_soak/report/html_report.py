@@ -28,9 +28,9 @@ from typing import Any
 from pytest_soak.analysis import FAILING_VERDICTS
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
-from pytest_soak.report.failure import format_size, render_isolation, render_mocks
+from pytest_soak.report.failure import format_size, phase_rows, render_isolation, render_mocks
 from pytest_soak.report.json_report import primary_judgement, redact_values
-from pytest_soak.units import format_bytes, format_duration, format_ms
+from pytest_soak.units import format_bytes, format_duration
 
 
 def write_html(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
@@ -471,31 +471,7 @@ def _phase_table(result: Mapping[str, Any]) -> str:
     phases = list(result.get("phases") or ())
     if not phases:
         return ""
-    metric = str(phases[0].get("memory_metric") or result.get("metric", ""))
-    header = (
-        "phase", "requests", "rps target/got", "p50", "p95", "p99", "errors", "late",
-        f"{metric} end (1st)", "end (last)", "low", "peak", "floor growth",
-    )  # fmt: skip
-    rows = []
-    for p in phases:
-        unsent = int(p.get("unsent", 0))
-        rows.append(
-            (
-                p.get("name", "?"),
-                f"{int(p.get('requests', 0)):,}",
-                f"{float(p.get('target_rps', 0)):.1f}/{float(p.get('achieved_rps', 0)):.1f}",
-                format_ms(float(p.get("p50", 0.0))),
-                format_ms(float(p.get("p95", 0.0))),
-                format_ms(float(p.get("p99", 0.0))),
-                f"{int(p.get('errors', 0)):,}",
-                f"{int(p.get('late', 0)):,}" + (f" (+{unsent:,} unsent)" if unsent else ""),
-                format_size(p.get("mem_start"), metric),
-                format_size(p.get("mem_end"), metric),
-                format_size(p.get("mem_floor"), metric),
-                format_size(p.get("mem_peak"), metric),
-                format_size(p.get("floor_growth"), metric, signed=True),
-            )
-        )
+    header, *rows = phase_rows(phases, str(result.get("metric", "")))
     return "<h3>Phases</h3>" + _table(header, rows, css="numbers")
 
 
