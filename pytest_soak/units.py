@@ -106,6 +106,14 @@ def format_bytes(value: float, *, signed: bool = False) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def format_figure(value: float, unit: str, *, signed: bool = False) -> str:
+    """A figure in its metric's unit: bytes in KiB/MiB, anything else as a number and the unit."""
+    if unit == "bytes":
+        return format_bytes(value, signed=signed)
+    sign = "+" if signed and value > 0 else ""
+    return f"{sign}{value:,.1f} {unit}" if abs(value) < 100 else f"{sign}{value:,.0f} {unit}"
+
+
 def format_duration(seconds: float) -> str:
     """``format_duration(5400) == '1h30m'``; below a minute, seconds with one decimal."""
     if seconds < 60:

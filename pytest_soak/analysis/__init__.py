@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pytest_soak.analysis.rule import Limits, MetricJudgement, format_figure, judge_metric
+from pytest_soak.analysis.rule import Limits, MetricJudgement, judge_metric
 from pytest_soak.analysis.sites import SiteGrowth, site_growth
 from pytest_soak.analysis.summaries import (
     CycleSummary,
@@ -25,6 +25,7 @@ from pytest_soak.analysis.summaries import (
 from pytest_soak.analysis.verdicts import FAILING_VERDICTS, VERDICT_ORDER, Verdict
 from pytest_soak.driver.records import Run
 from pytest_soak.probes import Metric, PhaseExtremes, metric_named
+from pytest_soak.units import format_figure
 
 __all__ = [
     "FAILING_VERDICTS",

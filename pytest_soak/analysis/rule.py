@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from pytest_soak.analysis.verdicts import Verdict
 from pytest_soak.probes import Metric, metric_named
+from pytest_soak.units import format_figure
 
 #: The noise of a series is also judged from itself: MAD of its cycle-to-cycle growth.
 MAD_FACTOR = 6.0
@@ -266,14 +267,3 @@ def _narrow_miss(
     near_steady = big and every and not steady and second >= slope / 4
     near_every = big and steady and not every and grown == cycles - 1 and cycles >= 4
     return near_size or near_steady or near_every
-
-
-def format_figure(value: float, unit: str, *, signed: bool = False) -> str:
-    """A figure in its metric's unit: bytes in KiB/MiB, anything else as a number and the unit."""
-
-    from pytest_soak.units import format_bytes
-
-    if unit == "bytes":
-        return format_bytes(value, signed=signed)
-    sign = "+" if signed and value > 0 else ""
-    return f"{sign}{value:,.1f} {unit}" if abs(value) < 100 else f"{sign}{value:,.0f} {unit}"

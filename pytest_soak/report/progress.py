@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_soak.analysis.rule import format_figure
-from pytest_soak.units import format_duration
+from pytest_soak.units import format_duration, format_figure
 
 
 @dataclass(frozen=True)
