@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_results(path: Path) -> list[dict[str, Any]]:
     """The result dicts of a ``--soak-json`` file, or an ``InputError`` that says why not."""
+    results: list[dict[str, Any]] = load_document(path)["results"]
+    return results
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A ``--soak-json`` document with its ``results`` checked, or an ``InputError``."""
     hint = "give a results file written by pytest --soak-json=PATH"
     try:
         text = path.read_text(encoding="utf-8")
@@ -129,16 +135,19 @@ def load_results(path: Path) -> list[dict[str, Any]]:
             f"{path}: JSON, but not pytest-soak results (no 'results' list of tests with a "
             f"'test_id'); {hint}"
         )
-    return results
+    checked: dict[str, Any] = document
+    return checked
 
 
 def _report(args: argparse.Namespace) -> int:
     from pytest_soak.report.html_report import write_html
 
-    results = load_results(args.results)
+    document = load_document(args.results)
+    results = document["results"]
+    cut = [m for m in document.get("cut_short") or () if isinstance(m, dict)]
     output: Path = args.output or args.results.with_suffix(".html")
     try:
-        written = write_html(output, results)
+        written = write_html(output, results, cut_short=cut)
     except OSError as exc:
         raise InputError(
             f"{output}: cannot write the report ({exc.strerror}); choose another path with -o"

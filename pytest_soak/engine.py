@@ -27,7 +27,7 @@ from pytest_soak.driver.targets import ServedProcess, Target, as_target
 from pytest_soak.errors import DriverError, SoakFailure
 from pytest_soak.probes import FloorTable, ProbeSession, Sampler, Service
 from pytest_soak.report.progress import Progress
-from pytest_soak.result import SoakResult
+from pytest_soak.result import RunCutShort, SoakResult
 from pytest_soak.settings import Settings
 from pytest_soak.traffic.fresh_ids import freshen
 from pytest_soak.traffic.model import Exchange, Traffic
@@ -225,13 +225,51 @@ def run_soak(
 
     import scipy.stats  # noqa: F401  (the verdict's statistics: loaded before any sample)
 
+    def cut_short() -> dict[str, Any]:
+        """Ctrl-C: what the run had measured, shaped like a result's dict, not judged."""
+        now = snapshot(0.0)
+        run = live.run
+        points = run.checkpoints if run is not None else []
+        return {
+            "test_id": test_id,
+            "mode": settings.mode,
+            "settings": _settings_summary(settings),
+            "traffic": {"path": traffic.path, "format": traffic.format, "exchanges": len(traffic)},
+            "metric": session.sample_metric,
+            "metrics": list(session.judged_metrics),
+            "elapsed_seconds": now.elapsed,
+            "planned_seconds": now.planned,
+            "cycle_reached": now.cycle,  # 0: the warm-up
+            "cycles_planned": now.cycles,
+            "phase_reached": now.phase,
+            "sent": now.sent,
+            "errors": now.errors,
+            "late": now.late,
+            "phases": [{"name": p.name} for p in run.phases] if run is not None else [],
+            "checkpoints": [
+                {
+                    "requests": cp.requests,
+                    "wall_time": cp.wall_time,
+                    "phase": cp.phase,
+                    "drained": cp.drained,
+                    "floor": floor,
+                }
+                for cp, floor in zip(points, floors.rows(), strict=False)
+            ],
+            "harness": session.harness,
+            "samples": [{"t": round(t, 3), **values} for t, values in sampler.series.points],
+        }
+
     session.start()
     sampler.start()
     try:
-        run, analysis, said = asyncio.run(drive())
-    finally:
-        sampler.stop()
-        session.stop()
+        try:
+            run, analysis, said = asyncio.run(drive())
+        finally:
+            sampler.stop()
+            session.stop()
+    except KeyboardInterrupt:
+        raise RunCutShort(cut_short()) from None
     if session.notes or said:
         analysis = dataclasses.replace(analysis, notes=(*analysis.notes, *session.notes, *said))
     result = SoakResult(

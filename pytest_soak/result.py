@@ -8,7 +8,7 @@ from typing import Any
 from pytest_soak.analysis import FAILING_VERDICTS, Analysis, Verdict
 from pytest_soak.driver.records import Run
 
-__all__ = ["FAILING_VERDICTS", "SoakResult"]
+__all__ = ["FAILING_VERDICTS", "RunCutShort", "SoakResult"]
 
 
 @dataclass
@@ -66,3 +66,14 @@ class SoakResult:
 
     def __repr__(self) -> str:
         return f"<SoakResult {self.test_id or '?'} verdict={self.verdict} requests={self.run.sent}>"
+
+
+class RunCutShort(KeyboardInterrupt):
+    """Ctrl-C while ``soak.run`` replayed: the run was not judged. ``measured`` is what it had
+    measured (a JSON-able dict shaped like a result's: ``test_id``, ``samples``,
+    ``checkpoints``, how far it got; docs/json.md ``cut_short``). Still a KeyboardInterrupt:
+    pytest stops the session as for any Ctrl-C."""
+
+    def __init__(self, measured: dict[str, Any]) -> None:
+        super().__init__(f"soak run cut short: {measured.get('test_id') or '?'}")
+        self.measured = measured

@@ -14,7 +14,7 @@ from pytest_soak.engine import run_soak
 from pytest_soak.errors import SoakError, SoakFailure
 from pytest_soak.isolation import isolate, repro_path
 from pytest_soak.report.progress import Progress
-from pytest_soak.result import SoakResult
+from pytest_soak.result import RunCutShort, SoakResult
 from pytest_soak.settings import Settings
 from pytest_soak.traffic import Traffic, load_traffic
 
@@ -30,6 +30,7 @@ class Soak:
         base_dir: Path,
         allowed_hosts: Sequence[str] = (),
         on_result: Callable[[SoakResult], None] | None = None,
+        on_cut_short: Callable[[dict[str, Any]], None] | None = None,
         baselines: BaselineContext | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -40,6 +41,7 @@ class Soak:
         self.base_dir = base_dir
         self.allowed_hosts = tuple(allowed_hosts)
         self._on_result = on_result
+        self._on_cut_short = on_cut_short
         self._served: list[ServedProcess] = []
         self.results: list[SoakResult] = []
 
@@ -73,6 +75,10 @@ class Soak:
             )  # fmt: skip
         except SoakError as exc:
             raise _fresh(exc) from None
+        except RunCutShort as cut:
+            if self._on_cut_short is not None:
+                self._on_cut_short(cut.measured)  # Ctrl-C: what was measured still reaches the JSON
+            raise
         self.results.append(result)
         try:
             if self._baselines is not None:

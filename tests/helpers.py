@@ -152,3 +152,24 @@ def soak_result_dict(
                                         "closest": None}]},
         }  # fmt: skip
     return result
+
+
+def cut_short_dict(test_id: str = "tests/t.py::test_cut") -> dict[str, Any]:
+    """What a run cut short by Ctrl-C had measured (the JSON's ``cut_short``): 4 checkpoints
+    (the warm-up and cycle 1 of 8 done), in cycle 2's "night" phase."""
+    full = soak_result_dict(test_id)
+    measured = {k: full[k] for k in ("test_id", "mode", "settings", "metric", "samples")}
+    measured.update(
+        metrics=["heap", "rss"],
+        checkpoints=full["checkpoints"][:5],
+        elapsed_seconds=30.0,
+        planned_seconds=60.0,
+        cycle_reached=2,
+        cycles_planned=9,
+        phase_reached="night",
+        sent=900,
+        errors=0,
+        late=0,
+        traffic={"path": "traffic/shop.har", "format": "har", "exchanges": 90},
+    )
+    return measured

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_soak.cli import main
 from pytest_soak.report.json_report import write_json
-from tests.helpers import ROOT, soak_result_dict
+from tests.helpers import ROOT, cut_short_dict, soak_result_dict
 
 
 def _results(path: Path, *results: dict[str, Any]) -> Path:
@@ -37,6 +37,14 @@ def test_report_renders_the_html_from_saved_json(
         capsys.readouterr().out
         == f"soak report written to {tmp_path / 'out' / 'r.html'} (1 test)\n"
     )
+
+
+def test_report_draws_a_run_cut_short_from_saved_json(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "r.json", [soak_result_dict()], cut_short=[cut_short_dict()])
+    assert main(["report", str(path)]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'id="cut-short-0"' in page and "tests/t.py::test_cut" in page
+    assert '"id":"chart-cut-0-memory-1"' in page  # heap and rss, as they were sampled
 
 
 def test_report_defaults_to_the_results_path_with_html(tmp_path: Path) -> None:

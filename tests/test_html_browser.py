@@ -11,7 +11,7 @@ import pytest
 
 from pytest_soak.report.html_report import write_html
 from tests.browser import Browser, chromium, coloured_pixels, file_url, png_pixels
-from tests.helpers import soak_result_dict
+from tests.helpers import cut_short_dict, soak_result_dict
 
 pytestmark = pytest.mark.skipif(
     chromium() is None, reason="Chromium is not installed (apt-get install chromium)"
@@ -38,8 +38,25 @@ def test_the_report_draws_every_chart_without_console_errors(
     ]
     report = write_html(tmp_path / "report.html", results)
     browser.open(file_url(report))
+    assert_every_chart_drawn(browser, 2 * (2 + 2))  # per test: heap, rss, rate, latency
+    # the page's text, as the browser shows it, keeps the recorded phase name as text
+    assert "<spike> & co" in browser.evaluate("document.body.innerText")
+
+
+def test_a_run_cut_short_draws_what_it_measured(browser: Browser, tmp_path: Path) -> None:
+    """Ctrl-C: a run that was not judged still draws its samples and floors (no trend)."""
+    report = write_html(tmp_path / "report.html", [], cut_short=[cut_short_dict()])
+    browser.open(file_url(report))
+    assert_every_chart_drawn(browser, 2)
+    text = browser.evaluate("document.body.innerText")
+    assert "CUT SHORT" in text and "in cycle 2 of 8 (night)" in text
+
+
+def assert_every_chart_drawn(browser: Browser, expected: int) -> None:
+    """``expected`` charts, each drawn by uPlot with strongly coloured pixels in its box, and
+    no console error."""
     figures = browser.evaluate("document.querySelectorAll('figure.chart').length")
-    assert figures == 2 * (2 + 2)  # per test: heap and rss over time, rate, latency
+    assert figures == expected
     drawn = browser.evaluate("document.querySelectorAll('figure.chart[data-drawn] canvas').length")
     assert drawn == figures
     assert browser.errors == []
@@ -59,8 +76,6 @@ def test_the_report_draws_every_chart_without_console_errors(
         width, height, _ = png_pixels(png)
         assert (width, height) == (round(box["width"]), round(box["height"]))
         assert coloured_pixels(png) > 300, f"chart {box['id']} looks blank"
-    # the page's text, as the browser shows it, keeps the recorded phase name as text
-    assert "<spike> & co" in browser.evaluate("document.body.innerText")
 
 
 def test_a_page_that_fails_to_draw_is_caught(browser: Browser, tmp_path: Path) -> None:

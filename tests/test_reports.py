@@ -378,12 +378,19 @@ def test_every_renderer_masks_what_a_result_quotes() -> None:
     assert f"token={MASK}" in rendered["json"] and f"api_key={MASK}" in rendered["openmetrics"]
 
 
-def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest.Pytester) -> None:
-    """SIGINT while the second soak runs: the reports still hold the first one, and the JSON
-    says the session was interrupted; the run in progress is left out (it was not judged)."""
+def test_ctrl_c_writes_the_finished_runs_and_what_the_cut_run_measured(
+    soak_project: pytest.Pytester,
+) -> None:
+    """SIGINT while the second soak runs: the reports still hold the first one, the JSON says
+    the session was interrupted, and what the second had measured is kept as cut short (not
+    judged: no verdict, and not in OpenMetrics)."""
     import signal
     import sys
     import time
+
+    import jsonschema
+
+    from pytest_soak.report.json_report import schema_path
 
     soak_project.makepyfile(
         test_ctrl_c=_module(
@@ -402,7 +409,8 @@ def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest
         )
     )
     command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
-               "--soak-json=soak.json", "--soak-openmetrics=soak.om"]  # fmt: skip
+               "--soak-json=soak.json", "--soak-openmetrics=soak.om",
+               "--soak-report=soak.html"]  # fmt: skip
     process = soak_project.popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     try:
@@ -425,6 +433,19 @@ def test_ctrl_c_writes_the_finished_runs_marked_interrupted(soak_project: pytest
     document = json.loads((soak_project.path / "soak.json").read_text())
     assert document["interrupted"] is True
     assert [r["test_id"] for r in document["results"]] == ["test_ctrl_c.py::test_a_finishes"]
+    (cut,) = document["cut_short"]
+    assert cut["test_id"] == "test_ctrl_c.py::test_b_is_interrupted"
+    assert "verdict" not in cut
+    assert cut["sent"] > 0 and cut["elapsed_seconds"] >= 1.0, cut
+    assert cut["cycles_planned"] == 9 and cut["planned_seconds"] > 250, cut
+    assert cut["metric"] == "heap" and len(cut["samples"]) >= 5
+    assert all("heap" in sample for sample in cut["samples"])
+    jsonschema.validate(document, json.loads(schema_path().read_text()))
+    assert "the reports hold the 1 soak run(s) that finished; cut short, " in output
+    assert "test_ctrl_c.py::test_b_is_interrupted (" in output
     metrics = (soak_project.path / "soak.om").read_text()
     assert 'test="test_ctrl_c.py::test_a_finishes"' in metrics
     assert "test_b_is_interrupted" not in metrics
+    page = (soak_project.path / "soak.html").read_text()
+    assert 'id="cut-short-0"' in page and "CUT SHORT" in page
+    assert '"id":"chart-cut-0-memory-0"' in page

@@ -15,7 +15,7 @@ import pytest
 from pytest_soak.errors import SoakError
 from pytest_soak.plugin import options
 from pytest_soak.plugin.live import progress_for
-from pytest_soak.plugin.results import RESULTS_KEY, item_test_id, item_test_name
+from pytest_soak.plugin.results import CUT_SHORT_KEY, RESULTS_KEY, item_test_id, item_test_name
 
 if TYPE_CHECKING:
     from pytest_soak.mocks import MockSet
@@ -66,6 +66,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
         base_dir=module_path.parent,
         allowed_hosts=hosts,
         on_result=lambda result: results.append(_recorded(result, item)),
+        on_cut_short=config.stash[CUT_SHORT_KEY].append,
         progress=progress_for(config, item.nodeid),
         baselines=BaselineContext(
             test_file=module_path,

@@ -17,6 +17,7 @@ import pytest
 from pytest_soak.plugin import options
 
 RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+CUT_SHORT_KEY = pytest.StashKey[list[dict[str, Any]]]()  # Ctrl-C: runs measured, not judged
 NOTES_KEY = pytest.StashKey[list[str]]()  # lines for the soak summary besides the results
 COLLECTED_KEY = pytest.StashKey[dict[str, set[str]]]()  # module file -> every test name in it
 STARTED_KEY = pytest.StashKey[str]()  # the session's start, UTC ISO 8601
@@ -26,6 +27,7 @@ GIT_TIMEOUT = 2.0  # seconds ``git rev-parse HEAD`` may take before the commit i
 def prepare(config: pytest.Config) -> None:
     """An empty list of results and record of the collection, for this session."""
     config.stash[RESULTS_KEY] = []
+    config.stash[CUT_SHORT_KEY] = []
     config.stash[COLLECTED_KEY] = {}
     config.stash[STARTED_KEY] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -105,6 +107,7 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     """The ``soak summary`` section, and the JSON, OpenMetrics and HTML reports if asked for."""
     results = config.stash.get(RESULTS_KEY, [])
     notes = config.stash.get(NOTES_KEY, [])
+    cut = config.stash.get(CUT_SHORT_KEY, [])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     json_path = options.report_file(config, "soak_json")
     openmetrics_path = options.report_file(config, "soak_openmetrics")
@@ -121,16 +124,13 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
     for note in notes:
         terminalreporter.write_line(note)
     if interrupted:
-        terminalreporter.write_line(
-            f"soak: interrupted: the reports hold the {len(results)} soak run(s) that finished; "
-            "a run cut short was not judged and is left out"
-        )
+        terminalreporter.write_line(_interrupted_line(len(results), cut))
     if json_path is not None:
         from pytest_soak.report.json_report import write_json
 
         _write_report(
             terminalreporter, "--soak-json", json_path, "soak results",
-            lambda: write_json(json_path, results, run_metadata(config, exitstatus)),
+            lambda: write_json(json_path, results, run_metadata(config, exitstatus), cut_short=cut),
         )  # fmt: skip
     if openmetrics_path is not None:
         from pytest_soak.report.openmetrics import write_openmetrics
@@ -144,8 +144,28 @@ def write_summary(terminalreporter: Any, config: pytest.Config, exitstatus: int)
 
         _write_report(
             terminalreporter, "--soak-report", html_path, "soak report",
-            lambda: write_html(html_path, results),
+            lambda: write_html(html_path, results, cut_short=cut),
         )  # fmt: skip
+
+
+def _interrupted_line(finished: int, cut: list[dict[str, Any]]) -> str:
+    """What Ctrl-C left: the runs that finished, and how far each run cut short got."""
+    line = f"soak: interrupted: the reports hold the {finished} soak run(s) that finished"
+    if not cut:
+        return line + "; no soak run was under way"
+    from pytest_soak.units import format_duration
+
+    shown = [
+        f"{m.get('test_id') or '?'} ({format_duration(float(m['elapsed_seconds']))} of "
+        f"{format_duration(float(m['planned_seconds']))}, {m['sent']:,} requests, "
+        f"{len(m['samples'])} samples)"
+        for m in cut
+    ]
+    return (
+        line
+        + "; cut short, measured but not judged (the JSON's cut_short, the HTML report): "
+        + ", ".join(shown)
+    )
 
 
 def _write_report(

@@ -33,19 +33,32 @@ from pytest_soak.report.json_report import primary_judgement, redact_values
 from pytest_soak.units import format_bytes, format_duration
 
 
-def write_html(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]]) -> Path:
+def write_html(
+    path: str | os.PathLike[str],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    cut_short: Sequence[Mapping[str, Any]] = (),
+) -> Path:
     """Write the report for ``results`` atomically (``write_atomic``); returns the path."""
-    return write_atomic(path, render_html(results))
+    return write_atomic(path, render_html(results, cut_short=cut_short))
 
 
-def render_html(results: Sequence[Mapping[str, Any]], *, title: str = "pytest-soak report") -> str:
-    """The whole page: overview, then one section per test. Secret values in what the results
-    quote (a token in an error sample's query) are masked, as in the JSON."""
+def render_html(
+    results: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "pytest-soak report",
+    cut_short: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The whole page: overview, then one section per test, then (after Ctrl-C) what each run
+    cut short had measured. Secret values in what the results quote (a token in an error
+    sample's query) are masked, as in the JSON."""
     # masked, not rounded: the JSON's rounding to whole ms would flatten sub-ms latencies
     masked = [redact_values(result) for result in results]
     ordered = sorted(masked, key=lambda r: str(r.get("test_id", "")))
+    cut = [redact_values(measured) for measured in cut_short]
     charts: list[dict[str, Any]] = []
     sections = [_test_section(n, result, charts) for n, result in enumerate(ordered)]
+    sections += [_cut_short_section(n, measured, charts) for n, measured in enumerate(cut)]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         f"<h1>{_e(title)}</h1>",
@@ -54,7 +67,7 @@ def render_html(results: Sequence[Mapping[str, Any]], *, title: str = "pytest-so
         _overview(ordered),
         *sections,
     ]
-    if not ordered:
+    if not ordered and not cut:
         body.append("<p>No soak results in this session.</p>")
     data = json.dumps({"charts": charts}, separators=(",", ":"), allow_nan=False)
     return _PAGE.format(
@@ -206,6 +219,49 @@ def _test_section(n: int, result: Mapping[str, Any], charts: list[dict[str, Any]
         )
         if section
     )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _cut_short_section(n: int, measured: Mapping[str, Any], charts: list[dict[str, Any]]) -> str:
+    """A run cut short by Ctrl-C: how far it got and its memory samples and checkpoint floors.
+    It was not judged: no verdict, no trend."""
+    cycle, planned = int(measured.get("cycle_reached", 0)), int(measured.get("cycles_planned", 0))
+    where = "the warm-up" if cycle == 0 else f"cycle {cycle} of {planned - 1}"
+    phase = measured.get("phase_reached")
+    facts = [
+        (
+            "stopped",
+            f"by Ctrl-C after {format_duration(float(measured.get('elapsed_seconds', 0.0)))} of "
+            f"{format_duration(float(measured.get('planned_seconds', 0.0)))}, in {where}"
+            + (f" ({phase})" if phase else ""),
+        ),
+        (
+            "requests",
+            f"{int(measured.get('sent', 0)):,} sent, {int(measured.get('errors', 0)):,} errors, "
+            f"{int(measured.get('late', 0)):,} late",
+        ),
+    ]
+    traffic = measured.get("traffic") or {}
+    if traffic.get("path"):
+        facts.append(("traffic", f"{traffic['path']} ({traffic.get('format', '?')})"))
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
+    warmup = int((measured.get("settings") or {}).get("warmup_cycles", 1))
+    view = {
+        **measured,
+        "judgements": [{"metric": m, "verdict": "not judged"} for m in measured.get("metrics", ())],
+        "cycles": [{"kind": "warm-up" if k < warmup else "measured"} for k in range(planned)],
+    }
+    parts = [
+        f'<section class="test cut-short" id="cut-short-{n}">',
+        f"<h2>{_e(measured.get('test_id', '?'))}</h2>",
+        '<div class="banner warn"><p class="headline"><span class="verdict warn">CUT SHORT</span> '
+        "Interrupted while it ran: what it had measured is shown, not judged.</p></div>",
+        f'<table class="facts"><tbody>{rows}</tbody></table>',
+    ]
+    for chart in _memory_charts(f"cut-{n}", view):
+        charts.append(chart)
+        parts.append(_chart_div(chart))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -375,7 +431,7 @@ def _trend(
     ]
 
 
-def _memory_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _memory_charts(n: int | str, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One chart per judged metric: samples, floors, trend, and the phase/cycle backgrounds."""
     checkpoints = list(result.get("checkpoints") or ())
     samples = list(result.get("samples") or ())
@@ -411,7 +467,9 @@ def _memory_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
                     {"label": f"{metric} samples", "values": [_num(r[1]) for r in rows]},
                     {"label": "floor at checkpoint", "values": [_num(r[2]) for r in rows]},
                     {
-                        "label": f"trend {format_size(judgement.get('slope'), metric)}/request",
+                        "label": f"trend {format_size(judgement['slope'], metric)}/request"
+                        if judgement.get("slope") is not None
+                        else "trend (not judged)",
                         "values": [_num(r[3]) for r in rows],
                     },
                 ],

@@ -93,15 +93,21 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
 
 
 def json_document(
-    results: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
+    results: Sequence[Mapping[str, Any]],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    cut_short: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``--soak-json`` document: the run's ``metadata`` (``version``, ``started``,
-    ``environment``, ``git_commit``, ``interrupted``: the plugin knows them) and the results,
-    rounded and with secrets masked (docs/json.md)."""
+    ``environment``, ``git_commit``, ``interrupted``: the plugin knows them), the results and,
+    after Ctrl-C, what the run cut short had measured; rounded and with secrets masked
+    (docs/json.md)."""
     document: dict[str, Any] = {"schema": SCHEMA_VERSION, "tool": "pytest-soak"}
     document.update(redact_values(dict(metadata or {})))
     document.setdefault("interrupted", False)
     document["results"] = [public_result(r) for r in results]
+    if cut_short:
+        document["cut_short"] = [public_result(m) for m in cut_short]
     return document
 
 
@@ -126,9 +132,11 @@ def write_json(
     path: str | os.PathLike[str],
     results: Sequence[Mapping[str, Any]],
     metadata: Mapping[str, Any] | None = None,
+    *,
+    cut_short: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write the document atomically (``write_atomic``): a crash never leaves half a report."""
-    document = json_document(results, metadata)
+    document = json_document(results, metadata, cut_short=cut_short)
     return write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
 
 
