@@ -1,62 +1,29 @@
-"""``pytest-soak``: the shell's way to the results of a soak session (``--soak-json`` files).
-
-    pytest-soak report results.json -o report.html   the HTML report, as --soak-report writes it
-    pytest-soak compare old.json new.json           per test: growth and verdict, what changed
-
-``compare`` exits 1 when a test got worse: its verdict went from passing (ok, suspicious,
-inconclusive) to failing (leak, regression, error), or its growth per request rose by more than
-the tolerance (both ``--tolerance``, default 64 B per request, and ``--tolerance-percent``,
-default 25 % of the old figure); 0 otherwise. Bad input (a missing file, not JSON, not a results
-file) is one line on stderr saying which file, what is wrong and what to do, and exit code 2.
-"""
+"""``pytest-soak report`` and ``pytest-soak compare``: the results of a soak session
+(``--soak-json`` files) rendered and compared."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_soak.analysis.verdicts import FAILING_VERDICTS, VERDICT_ORDER
+from pytest_soak.cli.common import WORSE, InputError, plural
 from pytest_soak.errors import SoakError
 from pytest_soak.report.failure import format_size
 
 #: Verdicts that pass a test (``compare``'s "worse": from one of these to a failing one).
 PASSING = tuple(v for v in VERDICT_ORDER if v not in FAILING_VERDICTS)
 
-
 #: ``compare``'s defaults: a rise of growth per request must pass both to count as worse.
 DEFAULT_TOLERANCE = "64B"
 DEFAULT_TOLERANCE_PERCENT = 25.0
 
-#: Exit codes: 1 is "a test got worse" (compare), 2 bad input or usage (as argparse).
-WORSE, BAD_INPUT = 1, 2
 
-
-class InputError(Exception):
-    """A results file that cannot be read: the message names it and says what to do."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.run(args)
-    except InputError as exc:
-        print(f"pytest-soak {args.command}: {exc}", file=sys.stderr)
-        return BAD_INPUT
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pytest-soak",
-        description="Render and compare pytest-soak results (files written by --soak-json).",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(commands: Any) -> None:
+    """``report`` and ``compare`` on the ``pytest-soak`` parser's subcommands."""
     report = commands.add_parser(
         "report",
         help="render the HTML report from a results file",
@@ -99,7 +66,6 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_TOLERANCE_PERCENT:g})",
     )
     compare.set_defaults(run=_compare)
-    return parser
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
@@ -152,7 +118,7 @@ def _report(args: argparse.Namespace) -> int:
         raise InputError(
             f"{output}: cannot write the report ({exc.strerror}); choose another path with -o"
         ) from None
-    print(f"soak report written to {written} ({len(results)} {_tests(len(results))})")
+    print(f"soak report written to {written} ({len(results)} {plural(len(results), 'test')})")
     return 0
 
 
@@ -176,14 +142,10 @@ def _compare(args: argparse.Namespace) -> int:
         worse += got_worse
     total = len(old.keys() | new.keys())
     if worse:
-        print(f"{worse} of {total} {_tests(total)} got worse")
+        print(f"{worse} of {total} {plural(total, 'test')} got worse")
         return WORSE
     print(f"no test got worse ({total} compared)")
     return 0
-
-
-def _tests(count: int) -> str:
-    return "test" if count == 1 else "tests"
 
 
 def compare_one(
@@ -244,7 +206,3 @@ def _figures(result: Mapping[str, Any]) -> str:
 
 def _per_request(value: float, metric: str) -> str:
     return f"{format_size(value, metric)}/request"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
