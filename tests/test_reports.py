@@ -316,13 +316,14 @@ def test_a_report_path_that_cannot_be_written_is_said_and_the_others_written(
 
 def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None:
     """A token in the query of requests answered 500 reaches the error samples: masked there,
-    so it is in none of the JSON, OpenMetrics, JUnit XML, HTML report or terminal output
-    (failure text included)."""
+    so it is in none of the JSON, OpenMetrics, JUnit XML, HTML report, baseline or terminal
+    output (failure text included); no file the run wrote holds it."""
     soak_project.makefile(".jsonl", boom=_boom_traffic())
     soak_project.makepyfile(test_boom=BOOM_MODULE)
+    before = {p for p in soak_project.path.rglob("*") if p.is_file()}
     result = soak_project.runpytest_subprocess(
         *FAST, "-s", "--soak-json=soak.json", "--soak-openmetrics=soak.om", "--junitxml=junit.xml",
-        "--soak-report=soak.html",
+        "--soak-report=soak.html", "--soak-update-baselines",
     )  # fmt: skip
     result.assert_outcomes(passed=1)
     json_text = (soak_project.path / "soak.json").read_text()
@@ -339,6 +340,10 @@ def test_secrets_stay_out_of_every_report(soak_project: pytest.Pytester) -> None
         ("terminal", output),
     ]:
         assert SECRET not in text, f"{name} shows the secret"
+    written = {p for p in soak_project.path.rglob("*") if p.is_file()} - before
+    assert any("__soak_baselines__" in p.parts for p in written), sorted(written)
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), f"{path} holds the secret"
 
 
 def test_every_renderer_masks_what_a_result_quotes() -> None:
