@@ -247,14 +247,7 @@ def run_soak(
             "late": now.late,
             "phases": [{"name": p.name} for p in run.phases] if run is not None else [],
             "checkpoints": [
-                {
-                    "requests": cp.requests,
-                    "wall_time": cp.wall_time,
-                    "phase": cp.phase,
-                    "drained": cp.drained,
-                    "floor": floor,
-                }
-                for cp, floor in zip(points, floors.rows(), strict=False)
+                cp.row(floor) for cp, floor in zip(points, floors.rows(), strict=False)
             ],
             "harness": session.harness,
             "samples": [{"t": round(t, 3), **values} for t, values in sampler.series.points],

@@ -4,7 +4,9 @@ which the load was paused (nothing in flight) so memory floors could be read."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.traffic.redaction import redact_text
@@ -123,6 +125,16 @@ class Checkpoint:
     wall_time: float
     phase: int
     drained: bool
+
+    def row(self, floor: Mapping[str, float]) -> dict[str, Any]:
+        """The checkpoint as the reports keep it, with the ``floor`` read at it."""
+        return {
+            "requests": self.requests,
+            "wall_time": self.wall_time,
+            "phase": self.phase,
+            "drained": self.drained,
+            "floor": floor,
+        }
 
 
 @dataclass

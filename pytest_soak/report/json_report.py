@@ -60,14 +60,7 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
         },
         "phases": [dataclasses.asdict(p) for p in result.analysis.phases],
         "checkpoints": [
-            {
-                "requests": cp.requests,
-                "wall_time": cp.wall_time,
-                "phase": cp.phase,
-                "drained": cp.drained,
-                "floor": floor,
-            }
-            for cp, floor in zip(run.checkpoints, result.floors, strict=False)
+            cp.row(floor) for cp, floor in zip(run.checkpoints, result.floors, strict=False)
         ],
         "warmup_checkpoints": result.analysis.warmup_checkpoints,
         "cycle_requests": result.analysis.cycle_requests,
