@@ -90,7 +90,7 @@ IDS = st.from_regex(
     r"[0-9]{1,12}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-fA-F]{32}"
     r"|[0-9a-f]{40}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[a-z]{1,3}_?[0-9]{2,8}",
     fullmatch=True,
-)
+).filter(lambda s: re.fullmatch(r"[vV][0-9]+", s) is None)  # v00 is an API version, not an id
 SUFFIXES = st.from_regex(r"(\.[a-z][a-z0-9]{0,4}){0,2}", fullmatch=True)
 WORDS = st.text(string.ascii_lowercase + "-_", min_size=1, max_size=15) | st.from_regex(
     r"v[0-9]{1,2}|[a-z]+[0-9]", fullmatch=True
