@@ -199,17 +199,17 @@ def _request_line(request: str, escaped: bool) -> tuple[str, str, str | None]:
     logged, _, protocol = rest.rpartition(" ") if " " in rest else (rest, "", "")
     target = _unescape(logged) if escaped else logged
     if method == "-":
-        raise _Skip(f"no request recorded ({quote(request)}): the server could not parse one")
+        raise _Skip(f"no request recorded ({_logged(request)}): the server could not parse one")
     if not is_token(method):
         raise _Skip(
-            f"request {quote(request)} is not HTTP (a TLS handshake or other bytes sent to an "
+            f"request {_logged(request)} is not HTTP (a TLS handshake or other bytes sent to an "
             "HTTP port)"
         )
     if protocol and _PROTOCOL.fullmatch(protocol) is None:
-        raise _Skip(f"request {quote(request)} is not HTTP (protocol {quote(protocol)})")
+        raise _Skip(f"request {_logged(request)} is not HTTP (protocol {quote(protocol)})")
     if method == "CONNECT":
         raise _Skip(
-            f"{quote(request)}: CONNECT opens a proxy tunnel; it is not a request to replay"
+            f"{_logged(request)}: CONNECT opens a proxy tunnel; it is not a request to replay"
         )
     if is_target(target):
         return method, target, None
@@ -220,6 +220,11 @@ def _request_line(request: str, escaped: bool) -> tuple[str, str, str | None]:
     if scheme not in ("http", "https") or not host or not is_target(path):
         raise _Skip(f"request target {quote(target)} is neither a path nor an http(s) URL")
     return method, path, host
+
+
+def _logged(text: str) -> str:
+    """``text`` quoted as the log has it (``'\\x16\\x03…'``, not doubled backslashes)."""
+    return f"'{text}'" if text.isprintable() and len(text) <= 80 else quote(text)
 
 
 def _headers(pairs: tuple[tuple[str, str | None], ...], *, escaped: bool) -> Headers:
