@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import is_header_value, is_target, is_token, quote, split_url
@@ -72,7 +71,7 @@ _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.DOTALL)
 _C_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "v": b"\v", "f": b"\f", "b": b"\b"}
 _PROTOCOL = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
 _BOM = b"\xef\xbb\xbf"
-_Reader = Callable[[str, str], tuple[float, Exchange]]
+_Reader = Callable[[str, str], Exchange]
 
 
 class _Invalid(Exception):
@@ -111,7 +110,7 @@ def _first_line(head: bytes) -> str | None:
 
 
 def _parse(data: bytes, path: str, read: _Reader) -> tuple[list[Exchange], list[Skipped]]:
-    timed: list[tuple[float, Exchange]] = []
+    exchanges: list[Exchange] = []  # offsets: seconds since the epoch (loading rebases them)
     skipped: list[Skipped] = []
     for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
         if not raw.strip():
@@ -126,16 +125,15 @@ def _parse(data: bytes, path: str, read: _Reader) -> tuple[list[Exchange], list[
                 "delete this line"
             ) from None
         try:
-            timed.append(read(line, source))
+            exchanges.append(read(line, source))
         except _Skip as skip:
             skipped.append(Skipped(source, str(skip)))
         except _Invalid as exc:
             raise TrafficFormatError(f"{path}: {source}: {exc}; fix or delete this line") from None
-    start = min((moment for moment, _ in timed), default=0.0)
-    return [replace(exchange, offset=moment - start) for moment, exchange in timed], skipped
+    return exchanges, skipped
 
 
-def _combined(line: str, source: str) -> tuple[float, Exchange]:
+def _combined(line: str, source: str) -> Exchange:
     match = _COMBINED.fullmatch(line)
     if match is None:
         raise _Invalid(
@@ -148,10 +146,10 @@ def _combined(line: str, source: str) -> tuple[float, Exchange]:
     if moment is None:
         raise _Invalid(f"time [{when}] is not a log time like [10/Oct/2000:13:55:36 -0700]")
     headers = _headers((("User-Agent", agent), ("Referer", referer)), escaped=True)
-    return moment, _exchange(request, int(status), headers, None, source, escaped=True)
+    return _exchange(moment, request, int(status), headers, None, source, escaped=True)
 
 
-def _envoy(line: str, source: str) -> tuple[float, Exchange]:
+def _envoy(line: str, source: str) -> Exchange:
     match = _ENVOY.fullmatch(line)
     if match is None:
         raise _Invalid(
@@ -172,15 +170,22 @@ def _envoy(line: str, source: str) -> tuple[float, Exchange]:
         agent, authority = (fields[-1].group(2), fields[-1].group(4)) if fields else (None, None)
     host = authority if authority and authority != "-" else None
     headers = _headers((("User-Agent", agent),), escaped=False)
-    return moment, _exchange(request, int(status), headers, host, source, escaped=False)
+    return _exchange(moment, request, int(status), headers, host, source, escaped=False)
 
 
 def _exchange(
-    request: str, status: int, headers: Headers, host: str | None, source: str, *, escaped: bool
+    moment: float,
+    request: str,
+    status: int,
+    headers: Headers,
+    host: str | None,
+    source: str,
+    *,
+    escaped: bool,
 ) -> Exchange:
     method, target, url_host = _request_line(request, escaped)
     return Exchange(
-        offset=0.0,
+        offset=moment,
         method=method,
         target=target,
         headers=headers,

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from pytest_soak.errors import TrafficFormatError
@@ -110,7 +109,7 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     """One pair: ``([exchange], [])`` for an inbound pair, ``([], [skipped])`` otherwise."""
     source = os.path.basename(path) or path
     try:
-        exchange = _pair(data, source)[1]
+        exchange = _pair(data, source)
     except _Skip as skip:
         skipped = [Skipped(source, str(skip))]
         no_inbound(path, skipped)
@@ -128,7 +127,7 @@ def read_folder(folder: Path, shown: str) -> tuple[list[Exchange], list[Skipped]
         raise TrafficFormatError(f"{shown}: could not be listed ({exc.strerror or exc})") from exc
     if not files:
         return None
-    timed: list[tuple[float, Exchange]] = []
+    exchanges: list[Exchange] = []
     skipped: list[Skipped] = []
     for file in files:
         name = file.relative_to(folder).as_posix()
@@ -144,18 +143,18 @@ def read_folder(folder: Path, shown: str) -> tuple[list[Exchange], list[Skipped]
                                          "### REQUEST ###)"))  # fmt: skip
             continue
         try:
-            timed.append(_pair(data, name))
+            exchanges.append(_pair(data, name))
         except _Skip as skip:
             skipped.append(Skipped(name, str(skip)))
         except _Invalid as exc:
             raise TrafficFormatError(f"{label}: {exc}; fix or delete this file") from None
-    if not timed:
+    if not exchanges:
         no_inbound(shown, skipped)
-    start = min((moment for moment, _ in timed), default=0.0)
-    return [replace(exchange, offset=moment - start) for moment, exchange in timed], skipped
+    return exchanges, skipped
 
 
-def _pair(data: bytes, source: str) -> tuple[float, Exchange]:
+def _pair(data: bytes, source: str) -> Exchange:
+    """The exchange of an inbound pair, at its ``ts`` in seconds since the epoch."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -185,8 +184,8 @@ def _pair(data: bytes, source: str) -> tuple[float, Exchange]:
     if moment is None:
         raise _Invalid(f"### METADATA ###: ts {quote(ts)} is not an RFC 3339 date-time")
     host = next((value for name, value in headers if name.lower() == "host"), None)
-    return moment, Exchange(
-        offset=0.0,
+    return Exchange(
+        offset=moment,
         method=method,
         target=target,
         headers=headers,

@@ -24,7 +24,6 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import replace
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
@@ -66,7 +65,7 @@ def sniff(head: bytes) -> bool:
 
 
 def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
-    exchanges: list[tuple[float, Exchange]] = []
+    exchanges: list[Exchange] = []  # offsets: seconds since the epoch (loading rebases them)
     skipped: list[Skipped] = []
     for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
         if not raw.strip():
@@ -80,8 +79,7 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
             raise TrafficFormatError(f"{path}: {source}: {exc}; fix or delete this line") from None
     if not exchanges:
         no_inbound(path, skipped)
-    start = min((moment for moment, _ in exchanges), default=0.0)
-    return [replace(exchange, offset=moment - start) for moment, exchange in exchanges], skipped
+    return exchanges, skipped
 
 
 def no_inbound(path: str, skipped: list[Skipped]) -> None:
@@ -102,17 +100,17 @@ def no_inbound(path: str, skipped: list[Skipped]) -> None:
     )
 
 
-def pair(item: dict[str, object], source: str) -> tuple[float, Exchange]:
-    """When the pair's request was made (seconds since the epoch), and its exchange (at offset
-    0; ``parse`` sets offsets). Raises ``_Skip`` for outbound and non-HTTP pairs."""
+def pair(item: dict[str, object], source: str) -> Exchange:
+    """The exchange of an inbound HTTP pair, at its ``ts`` in seconds since the epoch; raises
+    ``_Skip`` for outbound and non-HTTP pairs."""
     if _direction(item) == "OUT":
         raise _Skip(OUTBOUND)
-    http = item.get("http")
-    if http is None:
+    if item.get("http") is None:
         raise _Skip(
             f"not an HTTP pair (l7protocol {quote(item.get('l7protocol'))}): only HTTP is replayed"
         )
-    request = _object(_object(http, "http").get("req"), "http.req")
+    http = _object(item["http"], "http")
+    request = _object(http.get("req"), "http.req")
     method = _string(request.get("method"), "http.req.method")
     if not is_token(method):
         raise _Invalid(f"'http.req.method' {quote(method)} is not an HTTP method")
@@ -124,13 +122,13 @@ def pair(item: dict[str, object], source: str) -> tuple[float, Exchange]:
     host = request.get("host")
     if host is not None and not isinstance(host, str):
         raise _Invalid(f"'http.req.host' is {json_kind(host)}, not a string")
-    return _moment(item.get("ts")), Exchange(
-        offset=0.0,
+    return Exchange(
+        offset=_moment(item.get("ts")),
         method=method,
         target=target,
         headers=headers,
         body=_body(request.get("bodyBase64"), "http.req.bodyBase64"),
-        response=_response(_object(http, "http").get("res")),
+        response=_response(http.get("res")),
         host=host or pseudo.get(":authority") or url_host,
         source=source,
     )

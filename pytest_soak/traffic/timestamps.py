@@ -5,6 +5,7 @@ words its own message."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +37,7 @@ def iso8601(text: str) -> float | None:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # a busy log repeats each second many times
 def log_time(text: str) -> float | None:
     """``10/Oct/2000:13:55:36 -0700`` (nginx ``$time_local``, Apache ``%t``; a fraction of a
     second is accepted too)."""
@@ -62,6 +64,7 @@ def _seconds(fields: tuple[int, int, int, int, int, int], fraction: str | None,
     return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
+@functools.lru_cache(maxsize=64)
 def _zone(text: str | None) -> timezone:
     if text is None or text in ("Z", "z"):
         return timezone.utc
