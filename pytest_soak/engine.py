@@ -263,6 +263,11 @@ def run_soak(
             session.stop()
     except KeyboardInterrupt:
         raise RunCutShort(cut_short()) from None
+    if traffic.missing:
+        said.append(
+            f"the traffic ({traffic.format}) does not record {', '.join(traffic.missing)}: the "
+            "replay sent what it has, so a leak that needs the rest cannot show"
+        )
     if session.notes or said:
         analysis = dataclasses.replace(analysis, notes=(*analysis.notes, *session.notes, *said))
     result = SoakResult(
@@ -281,6 +286,7 @@ def run_soak(
             "format": traffic.format,
             "exchanges": len(traffic),
             "skipped": len(traffic.skipped),
+            "missing": list(traffic.missing),
             "fingerprint": traffic_fingerprint((e.method, e.target, e.body) for e in traffic),
             "endpoints": dict(list(traffic.endpoints().items())[:MAX_ENDPOINTS_REPORTED]),
             "cycle": {

@@ -3,7 +3,8 @@
 A gzip-compressed file (magic bytes ``1f 8b``) is decompressed first, whatever its name. Then each
 registered format sniffs the first 64 KiB, in registration order, and the first that recognises
 it parses the whole file. When none does, the file name's suffix picks the format, so a damaged
-``.har`` still gets the HAR parser's precise error instead of "unknown format".
+``.har`` still gets the HAR parser's precise error instead of "unknown format". A folder is read
+by the first format with a ``read_folder`` that finds its files in it (a proxymock recording).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic import goreplay, har, jsonl
+from pytest_soak.traffic import access_log, goreplay, har, jsonl, proxymock, rrpair
 from pytest_soak.traffic.model import Exchange, Skipped, Traffic
 
 SNIFF_BYTES = 64 * 1024
@@ -28,7 +30,10 @@ class TrafficFormat:
 
     ``parse(data, path)`` returns the exchanges in file order with offsets in seconds from any
     origin, and what it deliberately skipped; it raises ``TrafficFormatError`` for anything else.
-    ``looks_like`` is shown to users whose file was not recognised.
+    ``looks_like`` is shown to users whose file was not recognised. ``missing`` names what the
+    format does not record (``"request bodies"``…): ``Traffic.missing``, repeated in the report.
+    ``read_folder(folder, shown)`` parses a folder of the format's files like ``parse``, or
+    returns ``None`` when the folder holds none.
     """
 
     name: str
@@ -36,6 +41,8 @@ class TrafficFormat:
     parse: Callable[[bytes, str], tuple[list[Exchange], list[Skipped]]]
     looks_like: str
     suffixes: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    read_folder: Callable[[Path, str], tuple[list[Exchange], list[Skipped]] | None] | None = None
 
 
 FORMATS: dict[str, TrafficFormat] = {}
@@ -51,6 +58,25 @@ def register(traffic_format: TrafficFormat) -> None:
 register(TrafficFormat("har", har.sniff, har.parse, har.LOOKS_LIKE, (".har",)))
 register(TrafficFormat("jsonl", jsonl.sniff, jsonl.parse, jsonl.LOOKS_LIKE, (".jsonl", ".ndjson")))
 register(TrafficFormat("goreplay", goreplay.sniff, goreplay.parse, goreplay.LOOKS_LIKE, (".gor",)))
+register(TrafficFormat("rrpair", rrpair.sniff, rrpair.parse, rrpair.LOOKS_LIKE))
+register(
+    TrafficFormat(
+        "proxymock", proxymock.sniff, proxymock.parse, proxymock.LOOKS_LIKE, (".md",),
+        read_folder=proxymock.read_folder,
+    )
+)  # fmt: skip
+register(
+    TrafficFormat(
+        "combined-log", access_log.sniff_combined, access_log.parse_combined,
+        access_log.COMBINED_LOOKS_LIKE, (".log",), missing=access_log.MISSING_COMBINED,
+    )
+)  # fmt: skip
+register(
+    TrafficFormat(
+        "envoy-log", access_log.sniff_envoy, access_log.parse_envoy, access_log.ENVOY_LOOKS_LIKE,
+        (".log",), missing=access_log.MISSING_ENVOY,
+    )
+)  # fmt: skip
 
 
 def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Traffic:
@@ -64,9 +90,7 @@ def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Tra
             f"{shown}: no such traffic file (looked in {os.path.abspath(shown)}); check the path"
         ) from None
     except IsADirectoryError:
-        raise TrafficFormatError(
-            f"{shown}: is a directory, not a traffic file; pass one file inside it"
-        ) from None
+        return _load_folder(Path(path), shown, format)
     except OSError as exc:
         raise TrafficFormatError(
             f"{shown}: could not be read ({exc.strerror or exc}); check its permissions"
@@ -81,12 +105,35 @@ def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None
         raise TrafficFormatError(f"{path}: is empty; record some traffic into it first")
     chosen = _choose(data, path, format)
     exchanges, skipped = chosen.parse(data, path)
+    return _traffic(exchanges, skipped, path, chosen)
+
+
+def _load_folder(folder: Path, shown: str, name: str | None) -> Traffic:
+    for candidate in FORMATS.values():
+        if candidate.read_folder is None or (name and name.lower() != candidate.name):
+            continue
+        found = candidate.read_folder(folder, shown)
+        if found is not None:
+            return _traffic(*found, shown, candidate)
+    kinds = ", ".join(f.name for f in FORMATS.values() if f.read_folder is not None)
+    raise TrafficFormatError(
+        f"{shown}: is a directory, not a traffic file; pass one file inside it (a folder is "
+        f"read only as a recording of {kinds})"
+    )
+
+
+def _traffic(
+    exchanges: list[Exchange], skipped: list[Skipped], path: str, chosen: TrafficFormat
+) -> Traffic:
+    """The exchanges sorted by offset (stably) and rebased to start at 0."""
     if not exchanges:
         raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
     ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
     start = ordered[0].offset
     rebased = tuple(replace(exchange, offset=exchange.offset - start) for exchange in ordered)
-    return Traffic(rebased, path=path, format=chosen.name, skipped=tuple(skipped))
+    return Traffic(
+        rebased, path=path, format=chosen.name, skipped=tuple(skipped), missing=chosen.missing
+    )
 
 
 def _decompress(data: bytes, path: str) -> bytes:

@@ -86,12 +86,17 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Traffic(Sequence[Exchange]):
-    """An immutable, ordered sequence of recorded exchanges loaded from ``path``."""
+    """An immutable, ordered sequence of recorded exchanges loaded from ``path``.
+
+    ``missing`` names what the recording's format does not hold, so replays go without it
+    (an access log: ``("request bodies", …)``); empty when it holds whole exchanges.
+    """
 
     exchanges: tuple[Exchange, ...]
     path: str = "<memory>"
     format: str = "memory"
     skipped: tuple[Skipped, ...] = ()
+    missing: tuple[str, ...] = ()
 
     @overload
     def __getitem__(self, index: int) -> Exchange: ...
@@ -167,4 +172,10 @@ class Traffic(Sequence[Exchange]):
         return self.where(keep)
 
     def _derive(self, exchanges: tuple[Exchange, ...]) -> Traffic:
-        return Traffic(exchanges, path=self.path, format=self.format, skipped=self.skipped)
+        return Traffic(
+            exchanges,
+            path=self.path,
+            format=self.format,
+            skipped=self.skipped,
+            missing=self.missing,
+        )

@@ -14,7 +14,9 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "traffic"
 
 
 def test_formats_are_registered_in_sniffing_order() -> None:
-    assert list(FORMATS) == ["har", "jsonl", "goreplay"]
+    assert list(FORMATS) == [
+        "har", "jsonl", "goreplay", "rrpair", "proxymock", "combined-log", "envoy-log"
+    ]  # fmt: skip
     assert {"FORMATS", "TrafficFormat", "load_traffic", "parse_traffic"} <= set(
         pytest_soak.traffic.__all__
     )

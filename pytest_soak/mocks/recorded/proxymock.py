@@ -10,11 +10,11 @@ from pathlib import Path
 from pytest_soak.errors import MockDefinitionError
 from pytest_soak.mocks.recorded.grouping import Recording, Skips, read_bytes
 from pytest_soak.traffic.fields import is_target, split_url
+from pytest_soak.traffic.proxymock import parse_metadata, split_sections
 
 LOOKS_LIKE = "proxymock .md"
 FOLDER_LOOKS_LIKE = "proxymock recordings (*.md)"
 SUFFIXES = (".md",)
-_SECTION = re.compile(r"###\s*([A-Z -]+?)\s*###\s*")
 
 
 def sniff(head: bytes) -> bool:
@@ -39,29 +39,13 @@ def read(path: Path, shown: str, skips: Skips) -> list[Recording]:
 
 
 def _proxymock_pair(text: str, label: str, skips: Skips) -> tuple[str, Recording] | None:
-    sections: dict[str, list[str]] = {}
-    current: str | None = None
-    fence: list[str] | None = None
-    for line in text.splitlines():
-        if fence is not None:
-            if line.strip() == "```":
-                if current is not None:
-                    sections.setdefault(current, []).append("\n".join(fence))
-                fence = None
-            else:
-                fence.append(line)
-            continue
-        heading = _SECTION.fullmatch(line.strip())
-        if heading:
-            current = heading.group(1).strip()
-        elif line.strip().startswith("```"):
-            fence = []
+    sections = split_sections(text)
     if "REQUEST" not in sections or "RESPONSE" not in sections:
         raise MockDefinitionError(
             f"{label}: is not a proxymock recording: it needs ### REQUEST ### and "
             "### RESPONSE ### sections with ``` blocks"
         )
-    meta = _metadata(sections.get("METADATA", [""])[0])
+    meta = parse_metadata(sections.get("METADATA", [""])[0])
     direction = meta.get("direction", "")
     if direction != "OUT":
         skips.add(f"{label}: direction {direction or '?'} (only OUT pairs are mocks)")
@@ -115,15 +99,6 @@ def _header_lines(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:
         if sep and name.strip():
             headers.append((name.strip(), value.strip().replace("\\,", ",")))
     return tuple(headers)
-
-
-def _metadata(block: str) -> dict[str, str]:
-    meta = {}
-    for line in block.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            meta[key.strip()] = value.strip()
-    return meta
 
 
 def _duration_ms(text: str) -> float | None:
