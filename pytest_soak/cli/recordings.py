@@ -186,9 +186,8 @@ def inspect_lines(traffic: Traffic, *, top: int = TOP_ENDPOINTS) -> list[str]:
     lines.append(
         f"recorded: {with_response:,} with their response, {with_body:,} with a request body"
     )
-    missing = getattr(traffic, "missing", ())
-    if missing:
-        lines.append(f"not in this format: {', '.join(missing)}")
+    if traffic.missing:
+        lines.append(f"not in this format: {', '.join(traffic.missing)}")
     lines.extend(_rate_lines(traffic))
     endpoints = traffic.endpoints()
     kinds: Counter[str] = Counter()

@@ -260,6 +260,7 @@ class Trials:
             tuple(swap.get(i, self.cycle[i]) for i in chosen),
             path=self.traffic.path,
             format=self.traffic.format,
+            missing=self.traffic.missing,
         )
         number = self.count + 1
         try:
