@@ -287,7 +287,7 @@ class Recorder:
     def _write(self, text: str, *, line: bool) -> None:
         assert self._file is not None
         try:
-            size = self._file.write(text)
+            size = self._file.write(text, note=not line)
         except Exception as exc:
             if line:
                 self.fail(exc)

@@ -2,10 +2,12 @@
 before it, ... up to ``traffic.{backups}.jsonl``; older ones are deleted.
 
 A file is rotated before a line would take it past ``max_bytes`` (a file always holds at least
-one line, so one line longer than ``max_bytes`` makes a file of its own). Each file starts with
-a ``#`` comment naming the recording, and holds whole lines only, so each loads on its own with
-``load_traffic``. A recorder never appends to an earlier run's file: a non-empty file at
-``path`` is rotated away when the first line is written.
+one line, so one line longer than ``max_bytes`` makes a file of its own; the recorder's ``#``
+notes about drops and errors stay in the file they are about, a few hundred bytes at most
+past ``max_bytes``). Each file starts with a ``#`` comment naming the recording, and holds
+whole lines only, so each loads on its own with ``load_traffic``. A recorder never appends to
+an earlier run's file: a non-empty file at ``path`` is rotated away when the first line is
+written.
 
 Used by one thread only (the recorder's writer).
 """
@@ -37,12 +39,14 @@ class RotatingFile:
         self._opened = False
         self.rotations = 0
 
-    def write(self, text: str) -> int:
-        """Write one or more whole lines; returns the bytes written."""
+    def write(self, text: str, *, note: bool = False) -> int:
+        """Write whole lines; returns the bytes written. A ``note`` (a ``#`` comment about the
+        lines before it) never starts a new file: it may take this one a little past
+        ``max_bytes``, and a file never holds notes only."""
         data = text.encode("utf-8")
         if self._file is None:
             self._open()
-        elif self._lines and self._size + len(data) > self.max_bytes:
+        elif not note and self._lines and self._size + len(data) > self.max_bytes:
             self._rotate()
         assert self._file is not None
         self._file.write(data)
