@@ -1,23 +1,26 @@
 """The recorder: which requests to keep, a bounded queue, and one writer thread that redacts,
 formats and writes them, with size-based rotation.
 
-The request path only samples, copies what it saw into a ``Capture`` and offers it to the
-queue with ``put_nowait``: a full queue drops the capture and counts it, so a slow disk never
-blocks a request. A dedicated daemon thread takes captures off the queue (in batches), turns
-each into a redacted JSON line and writes it. A thread of our own rather than the event loop's
+The request path only samples, copies what it saw into a ``Capture`` and appends it to a
+bounded queue (a ``deque`` and a length check: no lock, no wake-up): a full queue drops the
+capture and counts it, so a slow disk never blocks a request. A dedicated daemon thread wakes
+every ``flush_interval`` seconds, takes everything queued, turns each capture into a redacted
+JSON line, writes the lines and flushes. A thread of our own rather than the event loop's
 executor: the same writer serves the ASGI and the WSGI middleware (and any number of event
 loops), it costs no future and no callback per record, and it neither waits behind the app's
-own ``run_in_executor`` work nor holds up that work while a disk is slow.
+own ``run_in_executor`` work nor holds up that work while a disk is slow. Waking on a timer
+rather than per record keeps thread switches (and GIL hand-overs) to a few a second.
 
-Memory held is bounded by ``queue_size + BATCH`` captures of at most ``2 * max_body`` bytes of
-body each (plus headers): nothing grows per request but counters.
+Memory held is bounded by ``queue_size`` captures (plus the one being written; a WSGI server's
+threads may overshoot by one each) of at most ``2 * max_body`` bytes of body each, plus
+headers: nothing grows per request but counters.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -29,17 +32,11 @@ from typing import Any
 
 from pytest_soak.errors import SoakError
 from pytest_soak.record.capture import Body, Capture, RawHeaders
-from pytest_soak.record.lines import record_line
+from pytest_soak.record.lines import RememberingRedaction, record_line
 from pytest_soak.record.rotation import RotatingFile
 from pytest_soak.record.sampling import Sampler
 from pytest_soak.traffic.redaction import DEFAULT_REDACTION, Redaction
 from pytest_soak.units import parse_size
-
-#: Captures the writer takes off the queue at once (then writes and flushes them).
-BATCH = 64
-#: How often an idle writer wakes to write drop and error notes (seconds).
-IDLE_WAKE = 1.0
-_STOP = object()
 
 
 @dataclass(frozen=True)
@@ -84,6 +81,7 @@ class Recorder:
         queue_size: int = 1000,
         max_bytes: int | str = "100MiB",
         backups: int = 5,
+        flush_interval: float = 0.1,
         close_timeout: float = 5.0,
     ) -> None:
         self.sampler = Sampler(sample_rate, seed=seed, include=include, exclude=exclude)
@@ -93,6 +91,7 @@ class Recorder:
                 "Redaction.of(headers=[...], cookies=[...], query=[...], fields=[...])"
             )
         self.redaction = redaction
+        self._rule = RememberingRedaction.of_rule(redaction)  # the writer thread's
         self.max_body = int(parse_size(max_body, name="max_body"))
         self.max_bytes = int(parse_size(max_bytes, name="max_bytes"))
         if self.max_bytes < 1024:
@@ -102,10 +101,14 @@ class Recorder:
                 raise SoakError(f"{name}={value!r} must be a whole number of at least {least}")
         self.queue_size = queue_size
         self.backups = backups
+        if not 0.001 <= flush_interval <= 60:
+            raise SoakError(f"flush_interval={flush_interval!r} must be from 0.001 to 60 seconds")
+        self.flush_interval = flush_interval
         self.close_timeout = close_timeout
         self._path_template = os.fspath(path)
         self._file: RotatingFile | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue: collections.deque[Capture] = collections.deque()
+        self._wake = threading.Event()  # set by close(): the writer drains now and stops
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -150,10 +153,9 @@ class Recorder:
         try:
             if self._thread is None:
                 self._start()
-            if self._closed:
-                raise queue.Full
-            self._queue.put_nowait(capture)
-        except queue.Full:
+            if not self._closed and len(self._queue) < self.queue_size:
+                self._queue.append(capture)
+                return
             with self._lock:
                 self._dropped += 1
                 self._unnoted_drops = (self._unnoted_drops[0] + 1, self.offset())
@@ -213,12 +215,8 @@ class Recorder:
         atexit.unregister(self.close)
         if thread is None:
             return
-        wait = self.close_timeout if timeout is None else timeout
-        try:
-            self._queue.put(_STOP, timeout=wait)
-        except queue.Full:
-            return
-        thread.join(wait)
+        self._wake.set()
+        thread.join(self.close_timeout if timeout is None else timeout)
 
     def __enter__(self) -> Recorder:
         return self
@@ -251,20 +249,13 @@ class Recorder:
         assert self._file is not None
         stop = False
         while not stop:
-            try:
-                batch = [self._queue.get(timeout=IDLE_WAKE)]
-            except queue.Empty:
-                batch = []
-            while batch and len(batch) < BATCH:
+            stop = self._wake.wait(self.flush_interval)
+            while True:
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
+                    capture = self._queue.popleft()
+                except IndexError:
                     break
-            for item in batch:
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, Capture):
-                    self._record(item)
+                self._record(capture)
             self._write_notes()
             if stop:
                 self._write(self._closing_note(), line=False)
@@ -278,7 +269,7 @@ class Recorder:
 
     def _record(self, capture: Capture) -> None:
         try:
-            line = record_line(capture, self.redaction)
+            line = record_line(capture, self._rule)
         except Exception as exc:
             self.fail(exc)
             return
