@@ -489,6 +489,27 @@ def test_errors_in_the_app_are_recorded_and_errors_in_the_recorder_never_reach_i
     assert any("lost to recorder errors" in note for note in comments(path.read_text()))
 
 
+def test_a_header_the_format_cannot_hold_is_left_out_and_named(tmp_path: Path) -> None:
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    async def send(message: Any) -> None:
+        pass
+
+    wrapped = RecordingMiddleware(plain, tmp_path / "t.jsonl")
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"",
+             "headers": [(b"x-bad", b"a\x01b"), (b"x-ok", b"caf\xe9")]}  # fmt: skip
+    asyncio.run(wrapped(scope, receive, send))
+    wrapped.recorder.close()
+    [record] = lines(tmp_path / "t.jsonl")
+    assert record["headers"] == {"x-ok": "café"} and record["_omitted_headers"] == ["x-bad"]
+    assert load_traffic(tmp_path / "t.jsonl")[0].header("x-ok") == "café"
+
+
 def _mkfifo(path: Path) -> Path:
     if not hasattr(os, "mkfifo"):
         pytest.skip("needs a named pipe (POSIX) to hold the writer up")

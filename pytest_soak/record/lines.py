@@ -15,6 +15,7 @@ field for goes in keys starting with ``_``, which the parser ignores:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 
@@ -122,11 +123,18 @@ def _headers(raw: RawHeaders, omitted: list[str]) -> tuple[tuple[str, str], ...]
     for name, value in raw:
         text_name = name.decode("latin-1") if isinstance(name, bytes) else name
         text_value = value.decode("latin-1") if isinstance(value, bytes) else value
-        if is_token(text_name) and is_header_value(text_value):
+        if _is_name(text_name) and (
+            (text_value.isascii() and text_value.isprintable()) or is_header_value(text_value)
+        ):
             headers.append((text_name, text_value))
         else:
             omitted.append(text_name[:80])
     return tuple(headers)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_name(name: str) -> bool:
+    return is_token(name)
 
 
 def _content_type(headers: tuple[tuple[str, str], ...]) -> str:

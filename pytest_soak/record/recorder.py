@@ -38,6 +38,12 @@ from pytest_soak.record.sampling import Sampler
 from pytest_soak.traffic.redaction import DEFAULT_REDACTION, Redaction
 from pytest_soak.units import parse_size
 
+#: The writer works for at most this many seconds at a time, then sleeps for ``PAUSE``: a
+#: thread that keeps the GIL holds it for the interpreter's whole switch interval (5 ms) each
+#: time the event loop lets go of it for I/O, which would add milliseconds to requests.
+SLICE = 0.001
+PAUSE = 0.001
+
 
 @dataclass(frozen=True)
 class RecorderStats:
@@ -250,12 +256,16 @@ class Recorder:
         stop = False
         while not stop:
             stop = self._wake.wait(self.flush_interval)
+            began = time.perf_counter()
             while True:
                 try:
                     capture = self._queue.popleft()
                 except IndexError:
                     break
                 self._record(capture)
+                if not stop and time.perf_counter() - began > SLICE:
+                    time.sleep(PAUSE)  # let the app's threads have the GIL
+                    began = time.perf_counter()
             self._write_notes()
             if stop:
                 self._write(self._closing_note(), line=False)
