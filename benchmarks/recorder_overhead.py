@@ -4,7 +4,7 @@ service, in the same run.
 
     python benchmarks/recorder_overhead.py [--rounds 4] [--seconds 10] [--rate 1000]
         [--closed-seconds 5] [--concurrency 32] [--app starlette|plain]
-        [--out docs/recorder-overhead.txt]
+        [--flush-interval 0.1] [--out docs/recorder-overhead.txt]
 
 The service (``--app``): a Starlette app (or a bare ASGI callable) with two JSON endpoints,
 ``GET /item/{n}`` and ``POST /cart`` (reads a ~250-byte JSON body), served by uvicorn in a
@@ -111,7 +111,8 @@ SERVICE = textwrap.dedent(
         from pytest_soak.record import RecordingMiddleware
 
         app = RecordingMiddleware(app, os.environ["RECORD_PATH"],
-                                  sample_rate=float(os.environ["RECORD_RATE"]), seed=1)
+                                  sample_rate=float(os.environ["RECORD_RATE"]), seed=1,
+                                  flush_interval=float(os.environ["RECORD_FLUSH"]))
     """
 )
 LEGS = (("off", None), ("on 1.0", 1.0), ("on 0.1", 0.1))
@@ -139,9 +140,9 @@ def exchanges() -> list[Exchange]:
     return out
 
 
-def serve(app: str, rate: float | None, record_path: Path) -> ServedProcess:
+def serve(app: str, rate: float | None, record_path: Path, flush: float) -> ServedProcess:
     env = {"BENCH_APP": app, "RECORD_RATE": "" if rate is None else str(rate),
-           "RECORD_PATH": str(record_path)}  # fmt: skip
+           "RECORD_PATH": str(record_path), "RECORD_FLUSH": str(flush)}  # fmt: skip
     return ServedProcess(
         ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "uvicorn",
          "_recorder_overhead_service:app", "--port", "{port}", "--log-level", "warning",
@@ -224,7 +225,7 @@ def cpu_seconds(pid: int) -> float:
 
 def leg(args: argparse.Namespace, rate: float | None, folder: Path) -> dict[str, float]:
     path = folder / f"traffic-{time.monotonic_ns()}.jsonl"
-    served = serve(args.app, rate, path)
+    served = serve(args.app, rate, path, args.flush_interval)
     try:
         asyncio.run(closed_loop(served, 1.0, args.concurrency))  # warm-up
         began = cpu_seconds(served.pid)
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--closed-seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
     parser.add_argument("--app", choices=("starlette", "plain"), default="starlette")
+    parser.add_argument("--flush-interval", type=float, default=0.1, help="the recorder's")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with contextlib.suppress(AttributeError, OSError):
