@@ -3,6 +3,8 @@
 It carries the classic leak behind a switch: with ``SHOP_CART_DELETE_BUG=1`` in the environment,
 ``DELETE /cart/delete/{id}`` with an unknown id (a double-clicked delete, a stale tab) keeps a
 copy of every cart id in a "diagnostics" list that nobody ever empties.
+
+With ``SHOP_RECORD=traffic/recorded.jsonl`` it records its own traffic (``shop/recording.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from shop.recording import with_recording
 
 PRODUCTS = {
     f"p{n:02d}": {"id": f"p{n:02d}", "name": name, "price": 5 + 3 * n}
@@ -100,4 +104,4 @@ def create_app(*, cart_delete_bug: bool = False) -> Starlette:
     )
 
 
-app = create_app(cart_delete_bug=os.environ.get("SHOP_CART_DELETE_BUG", "") == "1")
+app = with_recording(create_app(cart_delete_bug=os.environ.get("SHOP_CART_DELETE_BUG", "") == "1"))
