@@ -818,6 +818,18 @@ def test_the_example_shop_records_its_own_traffic_when_asked(tmp_path: Path) -> 
     assert json.loads(traffic[3].body) == {"product": "p03", "qty": 2}
     assert [e.response.status for e in traffic if e.response] == statuses
     assert json.loads(traffic[4].response.body)["items"] == [{"product": "p03", "qty": 2}]  # type: ignore[union-attr]
+    # step 2 of the README: inspect shows the recording and what the recorder noted
+    from pytest_soak.cli.recordings import inspect_lines
+
+    shown = inspect_lines(traffic)
+    assert shown[0].startswith(f"{path}: jsonl, 6 exchanges, 0 skipped; ")
+    assert shown[2].startswith("recorder: recording started ") and "sample_rate=1.0" in shown[2]
+    assert shown[3].startswith("recorder: closed at offset ")
+    assert " 6 written, 0 dropped" in shown[3]
+    with path.open("a") as file:
+        file.write("# dropped 3 records (queue full, queue_size=1000) up to offset 1.0; 3 in all\n")
+    missing = inspect_lines(traffic)[4]
+    assert missing.startswith("recorder: records are missing: 1 note(s) of records dropped")
 
 
 def test_the_writer_asks_the_same_redaction_rule_and_remembers_a_bounded_number_of_names(

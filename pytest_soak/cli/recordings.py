@@ -188,6 +188,7 @@ def inspect_lines(traffic: Traffic, *, top: int = TOP_ENDPOINTS) -> list[str]:
     )
     if traffic.missing:
         lines.append(f"not in this format: {', '.join(traffic.missing)}")
+    lines.extend(_recorder_lines(traffic))
     lines.extend(_rate_lines(traffic))
     endpoints = traffic.endpoints()
     kinds: Counter[str] = Counter()
@@ -219,6 +220,35 @@ def inspect_lines(traffic: Traffic, *, top: int = TOP_ENDPOINTS) -> list[str]:
             lines.append(f"  {n:,}  {reason} (first: {first})")
         if len(reasons) > SKIPS_SHOWN:
             lines.append(f"  … {len(reasons) - SKIPS_SHOWN} more reasons")
+    return lines
+
+
+def _recorder_lines(traffic: Traffic) -> list[str]:
+    """What ``pytest_soak.record`` noted in the file (its ``#`` lines, which the parser skips):
+    how it recorded, and whether records were dropped or lost."""
+    if traffic.format != "jsonl" or not Path(traffic.path).is_file():
+        return []
+    started = closed = ""
+    dropped = lost = 0
+    with open(traffic.path, "rb") as file:
+        for raw in file:
+            if not raw.startswith(b"# "):
+                continue
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("# pytest_soak.record: ") and not started:
+                started = line.removeprefix("# pytest_soak.record: ")
+            elif line.startswith("# closed at "):
+                closed = line.removeprefix("# ")
+            elif line.startswith("# dropped "):
+                dropped += 1
+            elif " lost to recorder errors " in line:
+                lost += 1
+    lines = [f"recorder: {text}" for text in (started, closed) if text]
+    if dropped or lost:
+        lines.append(
+            f"recorder: records are missing: {dropped} note(s) of records dropped (queue "
+            f"full), {lost} of records lost to recorder errors (the '#' lines say when)"
+        )
     return lines
 
 
