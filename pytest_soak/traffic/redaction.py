@@ -9,6 +9,7 @@ which a request's target or headers may appear: ``5xx: GET /boom?token=abc -> 50
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -38,6 +39,7 @@ _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&;\s#\"',]
 _HEADER = re.compile(r"(?P<name>[A-Za-z0-9_\-]+):[ \t]*(?P<value>[^\r\n]*)")
 
 
+@functools.lru_cache(maxsize=4096)  # names repeat (headers, fields); bounded against odd traffic
 def is_secret_name(name: str) -> bool:
     """A header, query parameter, cookie or field name whose value is a secret (token,
     password, secret, api key, auth, session, key, …)."""
@@ -145,13 +147,16 @@ def redact_exchange(
             if response
             else RecordedResponse(recorded.status)
         )
-    return dataclasses.replace(
-        exchange,
-        target=target,
-        headers=_redact_headers(exchange.headers, redaction),
-        body=redact_body(exchange.body, exchange.header("content-type") or "", redaction),
-        response=kept,
-    )
+    headers = _redact_headers(exchange.headers, redaction)
+    body = redact_body(exchange.body, exchange.header("content-type") or "", redaction)
+    if (target, headers, body, kept) == (
+        exchange.target,
+        exchange.headers,
+        exchange.body,
+        exchange.response,
+    ):
+        return exchange  # nothing secret: the same exchange (a recorder's common case)
+    return dataclasses.replace(exchange, target=target, headers=headers, body=body, response=kept)
 
 
 def redact_body(body: bytes, content_type: str, redaction: Redaction = DEFAULT_REDACTION) -> bytes:
