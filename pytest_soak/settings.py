@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.errors import ProbeError, ProfileError, SoakError
 from pytest_soak.profiles import Profile, get_profile
+from pytest_soak.thresholds import Threshold, parse_thresholds
 from pytest_soak.units import Tolerance, parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ MARKERS: dict[str, str] = {
     "replay": "'profile' (paced by the profile) or 'recorded' (the recording's own gaps)",
     "seed": "seed of every random choice (chaos, mutations)",
     "speed": "recorded replay: how many times faster than recorded",
+    "thresholds": "performance limits, per phase or over the run: {'p99': '250ms', "
+    "'p95[spike]': '150ms', 'errors': '1%', 'late': '0.5%', 'rps[sustained]': '>= 0.98'}",
     "tolerance": "allowed excess over the baseline ('20%', '1MB', '20% + 1MB')",
 }
 MARKER_KEYS = tuple(sorted(MARKERS))
@@ -84,6 +87,8 @@ class Settings:
     #: More probes read beside the built-in ones: ``probes=`` of the marker or ``soak.run``,
     #: then the ``pytest_soak_probes`` hook's (a plain function is a one-metric probe).
     probes: tuple[Probe | object, ...] = ()
+    #: Performance limits judged once on the run's merged per-phase data (``thresholds``).
+    thresholds: tuple[Threshold, ...] = ()
 
 
 def parse_marker_kwargs(
@@ -165,6 +170,8 @@ def resolve(
     seed = values.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SoakError(f"seed={seed!r} must be a whole number")
+    phases = ("recorded",) if replay == "recorded" else tuple(p.name for p in profile.phases)
+    thresholds = parse_thresholds(values.get("thresholds"), phases=phases)
     return Settings(
         profile=profile,
         peak_rps=peak,
@@ -189,6 +196,7 @@ def resolve(
         speed=speed,
         max_gap=max_gap,
         probes=(*_given_probes(values.get("probes", ())), *_probes(probe_lists)),
+        thresholds=thresholds,
     )
 
 

@@ -58,6 +58,10 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
 
     if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
         resolve_settings({})  # a bad marker (tolerance included) fails at setup, before any load
+    elif "thresholds" in marker:
+        from pytest_soak.thresholds import parse_thresholds
+
+        parse_thresholds(marker["thresholds"])  # their phases are checked when the run resolves
     results = config.stash[RESULTS_KEY]
     module_path = Path(str(item.path))
     runner = Soak(
