@@ -275,6 +275,20 @@ def test_every_rendering_shows_each_threshold_with_observed_and_limit() -> None:
     assert public["observed"] == 0.2123 and public["limit"] == 0.25 and public["passed"] is True
 
 
+def test_the_html_report_has_a_thresholds_table_and_marks_the_crossed_ones() -> None:
+    from pytest_soak.report.html_report import render_html
+    from tests.helpers import soak_result_dict
+
+    result = soak_result_dict(verdict="ok", extras=False)
+    result["thresholds"] = [threshold_entry(o) for o in _outcomes()]
+    page = render_html([result])
+    assert "<h3>Thresholds (OK (memory), 1 threshold crossed)</h3>" in page
+    assert '<td class="bad">✗</td><td>errors[spike]</td><td>spike</td>' in page
+    assert '<td class="good">✓</td><td>p99</td><td>whole run</td><td>212ms &lt;= 250ms</td>' in page
+    assert "1 THRESHOLD ✗" in page  # beside the memory verdict, in the overview and the banner
+    assert "Thresholds" not in render_html([soak_result_dict(verdict="ok", extras=False)])
+
+
 # -- the plugin, as a user meets it ------------------------------------------------------------
 
 #: One app, three behaviours by parameter: fast; slow (every answer after 150 ms); failing
