@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.errors import ProbeError, ProfileError, SoakError
 from pytest_soak.profiles import Profile, get_profile
-from pytest_soak.thresholds import Threshold, parse_thresholds
+from pytest_soak.thresholds import LatencyTolerance, Threshold, parse_thresholds
 from pytest_soak.units import Tolerance, parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ MARKERS: dict[str, str] = {
     "duration": "wall time of the compressed run ('60s', '2h')",
     "ids": "'recorded' (every cycle replays the same ids) or 'fresh' (new ids each cycle)",
     "isolate": "on a leak, name the endpoint and kind of request: True, False or 'mutate'",
+    "latency_tolerance": "allowed p50/p95/p99 excess over the baseline, per phase ('20% + 5ms')",
     "max_gap": "recorded replay: the longest wait between two requests",
     "max_growth": "growth allowed over the measured cycles ('5MB')",
     "max_growth_per_request": "growth allowed per request ('64B')",
@@ -89,6 +90,8 @@ class Settings:
     probes: tuple[Probe | object, ...] = ()
     #: Performance limits judged once on the run's merged per-phase data (``thresholds``).
     thresholds: tuple[Threshold, ...] = ()
+    #: Allowed excess of a phase's p50/p95/p99 over the committed baseline (None: the default).
+    latency_tolerance: LatencyTolerance | None = None
 
 
 def parse_marker_kwargs(
@@ -197,6 +200,7 @@ def resolve(
         max_gap=max_gap,
         probes=(*_given_probes(values.get("probes", ())), *_probes(probe_lists)),
         thresholds=thresholds,
+        latency_tolerance=_latency_tolerance(values.get("latency_tolerance")),
     )
 
 
@@ -212,6 +216,10 @@ def _tolerance(value: Any) -> Tolerance | None:
     """Parsed once, here: a bad tolerance fails when the settings are resolved (at setup for a
     marker), before any load."""
     return None if value is None else Tolerance.parse(value)
+
+
+def _latency_tolerance(value: Any) -> LatencyTolerance | None:
+    return None if value is None else LatencyTolerance.parse(value)
 
 
 ISOLATE_MODES = ("off", "on", "mutate")

@@ -263,3 +263,77 @@ def _text_entries(text: str) -> dict[str, str]:
             )
         entries[key.strip()] = limit.strip()
     return entries
+
+
+# -- latency baselines' tolerance ---------------------------------------------------------------
+
+_LATENCY_TOLERANCE_FORMS = "'20% + 5ms', '50%', '10ms' or ('20%', '5ms')"
+
+
+@dataclass(frozen=True)
+class LatencyTolerance:
+    """How much slower than its committed baseline a phase's p50/p95/p99 may be: a share of
+    the baseline's figure plus an amount of time (the amount keeps a few-millisecond
+    percentile's noise from failing: docs/latency-variation.txt)."""
+
+    relative: float
+    absolute: float  # seconds
+
+    @classmethod
+    def parse(cls, value: Any, *, name: str = "latency_tolerance") -> LatencyTolerance:
+        if value is None:
+            return DEFAULT_LATENCY_TOLERANCE
+        if isinstance(value, LatencyTolerance):
+            return value
+        if isinstance(value, str):
+            parts: list[Any] = value.split("+")
+        elif isinstance(value, (list, tuple)) and value:
+            parts = list(value)
+        else:
+            parts = [None]
+
+        def bad(why: str = "") -> ThresholdError:
+            return ThresholdError(
+                f"{name}={value!r} is not a latency tolerance{why}; use a percentage of the "
+                f"baseline's figure, a time, or both: {_LATENCY_TOLERANCE_FORMS}"
+            )
+
+        relative: float | None = None
+        absolute: float | None = None
+        for part in parts:
+            text = part.strip() if isinstance(part, str) else None
+            if text and text.endswith("%"):
+                match = _SHARE_RE.match(text)
+                if relative is not None or match is None:
+                    raise bad(" (two percentages)" if relative is not None else "")
+                relative = float(match.group(1)) / 100
+                if not math.isfinite(relative):
+                    raise bad()
+            elif text:
+                match = _LATENCY_RE.match(text)
+                if absolute is not None or match is None:
+                    raise bad(" (two times)" if absolute is not None else "")
+                absolute = float(match.group(1)) * _LATENCY_UNITS[match.group(3).lower()]
+                if not math.isfinite(absolute):
+                    raise bad()
+            else:
+                raise bad()
+        return cls(relative=relative or 0.0, absolute=absolute or 0.0)
+
+    def allowed(self, expected: float) -> float:
+        """The most a figure of ``expected`` seconds in the baseline may be now."""
+        return expected * (1 + self.relative) + self.absolute
+
+    def __str__(self) -> str:
+        shown = []
+        if self.relative:
+            shown.append(f"{self.relative * 100:g}%")
+        if self.absolute:
+            shown.append(format_ms(self.absolute))
+        return " + ".join(shown) or "0%"
+
+
+#: Measured (docs/latency-variation.txt): on a busy two-core machine a phase's p99 of a few
+#: milliseconds moved up to 7x between identical runs (2.4 to 18 ms in process, 13 to 38 ms
+#: served); 50% + 20 ms covers every run there against every other.
+DEFAULT_LATENCY_TOLERANCE = LatencyTolerance(relative=0.5, absolute=0.020)

@@ -56,7 +56,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             probe_lists=config.hook.pytest_soak_probes(config=config),
         )
 
-    if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
+    if any(key in marker for key in ("peak_rps", "profile", "tolerance", "latency_tolerance")):
         resolve_settings({})  # a bad marker (tolerance included) fails at setup, before any load
     elif "thresholds" in marker:
         from pytest_soak.thresholds import parse_thresholds
