@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PhaseRecord:
-    """One load phase: its requests, how much the judged metric's floors grew in it, its floor."""
+    """One load phase: its requests, how much the judged metric's floors grew in it, its floor;
+    and its latency percentiles (seconds) and error rate (None in a file recorded before
+    they were: latency is then not compared)."""
 
     name: str
     requests: int
     floor_growth: float
     floor: float | None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    error_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,10 @@ class Baseline:
                     requests=phase.requests,
                     floor_growth=float(phase.floor_growth),
                     floor=_phase_floor(result, index, analysis.metric),
+                    p50=float(phase.p50) if phase.requests else None,
+                    p95=float(phase.p95) if phase.requests else None,
+                    p99=float(phase.p99) if phase.requests else None,
+                    error_rate=phase.errors / phase.requests if phase.requests else None,
                 )
                 for index, phase in enumerate(analysis.phases)
             ),
