@@ -33,6 +33,9 @@ def render_explanation(result: ResultView) -> str:
     lines = [f"soak verdict: {result.verdict_text} — {result.reason}"]
     if result.baseline.get("message") and result.baseline["message"] not in result.reason:
         lines.append(f"  baseline: {result.baseline['message']}")
+    latency = result.baseline.get("latency") or {}
+    if latency.get("message") and latency["message"] not in result.reason:
+        lines.append(f"  baseline: {latency['message']}")
     primary = result.analysis.primary
     if primary is not None:
         lines.extend(_limit_lines(primary, result))
