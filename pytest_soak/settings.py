@@ -45,7 +45,8 @@ MARKERS: dict[str, str] = {
     "duration": "wall time of the compressed run ('60s', '2h')",
     "ids": "'recorded' (every cycle replays the same ids) or 'fresh' (new ids each cycle)",
     "isolate": "on a leak, name the endpoint and kind of request: True, False or 'mutate'",
-    "latency_tolerance": "allowed p50/p95/p99 excess over the baseline, per phase ('20% + 5ms')",
+    "latency_tolerance": "record each phase's p50/p95/p99 in the baseline and allow this excess "
+    "over it ('20% + 5ms'; True: the default 50% + 20ms)",
     "max_gap": "recorded replay: the longest wait between two requests",
     "max_growth": "growth allowed over the measured cycles ('5MB')",
     "max_growth_per_request": "growth allowed per request ('64B')",
@@ -90,7 +91,8 @@ class Settings:
     probes: tuple[Probe | object, ...] = ()
     #: Performance limits judged once on the run's merged per-phase data (``thresholds``).
     thresholds: tuple[Threshold, ...] = ()
-    #: Allowed excess of a phase's p50/p95/p99 over the committed baseline (None: the default).
+    #: Allowed excess of a phase's p50/p95/p99 over the committed baseline; None: latency is
+    #: neither recorded in the baseline nor compared (opt-in: latency figures move run to run).
     latency_tolerance: LatencyTolerance | None = None
 
 
@@ -219,7 +221,8 @@ def _tolerance(value: Any) -> Tolerance | None:
 
 
 def _latency_tolerance(value: Any) -> LatencyTolerance | None:
-    return None if value is None else LatencyTolerance.parse(value)
+    """None (or False): latency is neither recorded in the baseline nor compared with it."""
+    return None if value is None or value is False else LatencyTolerance.parse(value)
 
 
 ISOLATE_MODES = ("off", "on", "mutate")

@@ -267,7 +267,7 @@ def _text_entries(text: str) -> dict[str, str]:
 
 # -- latency baselines' tolerance ---------------------------------------------------------------
 
-_LATENCY_TOLERANCE_FORMS = "'20% + 5ms', '50%', '10ms' or ('20%', '5ms')"
+_LATENCY_TOLERANCE_FORMS = "'20% + 5ms', '50%', '10ms', ('20%', '5ms') or True (the default)"
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,8 @@ class LatencyTolerance:
 
     @classmethod
     def parse(cls, value: Any, *, name: str = "latency_tolerance") -> LatencyTolerance:
-        if value is None:
+        """``"20% + 5ms"``, ``"50%"``, ``"10ms"``, ``("20%", "5ms")``; ``True``: the default."""
+        if value is None or value is True:
             return DEFAULT_LATENCY_TOLERANCE
         if isinstance(value, LatencyTolerance):
             return value

@@ -35,6 +35,7 @@ from pytest_soak.report.junit import junit_properties
 from pytest_soak.report.terminal import threshold_line
 from pytest_soak.settings import MARKER_KEYS, resolve
 from pytest_soak.thresholds import (
+    DEFAULT_LATENCY_TOLERANCE,
     FIGURES,
     LatencyTolerance,
     Threshold,
@@ -444,12 +445,17 @@ def test_latency_tolerance_raises_nothing_but_our_error(value: Any) -> None:
         LatencyTolerance.parse(value)
 
 
-def test_a_bad_latency_tolerance_names_itself_and_the_forms() -> None:
+def test_latency_tolerance_on_the_marker_opts_in_and_a_bad_one_names_itself() -> None:
     with pytest.raises(ThresholdError, match=r"latency_tolerance='5' is not a latency tolerance"):
         resolve({"peak_rps": 10, "latency_tolerance": "5"}, mode="quick")
-    assert resolve(
-        {"peak_rps": 10, "latency_tolerance": "20% + 5ms"}, mode="quick"
-    ).latency_tolerance
+
+    def tolerance(value: Any) -> LatencyTolerance | None:
+        marker = {"peak_rps": 10} if value is None else {"peak_rps": 10, "latency_tolerance": value}
+        return resolve(marker, mode="quick").latency_tolerance
+
+    assert tolerance(None) is None and tolerance(False) is None  # latency not recorded
+    assert tolerance(True) == DEFAULT_LATENCY_TOLERANCE == LatencyTolerance(0.5, 0.020)
+    assert tolerance("20% + 5ms") == LatencyTolerance(0.2, 0.005)
 
 
 def _summary(name: str, requests: int, p50: float, p95: float, p99: float) -> PhaseSummary:

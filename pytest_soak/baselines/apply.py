@@ -19,7 +19,6 @@ from pytest_soak.baselines.store import BaselineFile, baseline_path
 from pytest_soak.probes import metric_named
 from pytest_soak.result import SoakResult
 from pytest_soak.settings import Settings
-from pytest_soak.thresholds import DEFAULT_LATENCY_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -145,10 +144,12 @@ def _apply_latency(
     info: dict[str, Any],
     context: BaselineContext,
 ) -> None:
-    """Each phase's p50/p95/p99 against the same baseline (the same environment key): over
-    baseline + ``latency_tolerance`` is a ``regression`` too (a ``leak`` stays a leak; the
-    reason then says both)."""
-    tolerance = settings.latency_tolerance or DEFAULT_LATENCY_TOLERANCE
+    """With ``latency_tolerance`` set, each phase's p50/p95/p99 against the same baseline (the
+    same environment key): over baseline + ``latency_tolerance`` is a ``regression`` too (a
+    ``leak`` stays a leak; the reason then says both)."""
+    tolerance = settings.latency_tolerance
+    if tolerance is None:
+        return  # latency not asked for: neither recorded nor compared
     latency = compare_latency(
         baseline, result.analysis.phases, tolerance=tolerance, path=context.display_path()
     )

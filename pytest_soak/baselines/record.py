@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_soak.baselines.environment import Environment
 
 if TYPE_CHECKING:
+    from pytest_soak.analysis import PhaseSummary
     from pytest_soak.result import SoakResult
     from pytest_soak.settings import Settings
 
@@ -86,10 +87,7 @@ class Baseline:
                     requests=phase.requests,
                     floor_growth=float(phase.floor_growth),
                     floor=_phase_floor(result, index, analysis.metric),
-                    p50=float(phase.p50) if phase.requests else None,
-                    p95=float(phase.p95) if phase.requests else None,
-                    p99=float(phase.p99) if phase.requests else None,
-                    error_rate=phase.errors / phase.requests if phase.requests else None,
+                    **(_latency(phase) if settings.latency_tolerance is not None else {}),
                 )
                 for index, phase in enumerate(analysis.phases)
             ),
@@ -109,6 +107,19 @@ class Baseline:
                 "phases": tuple(PhaseRecord(**phase) for phase in data["phases"]),
             }
         )
+
+
+def _latency(phase: PhaseSummary) -> dict[str, float | None]:
+    """A phase's latency percentiles and error rate (recorded when the test compares latency:
+    ``latency_tolerance``); none for a phase without requests."""
+    if not phase.requests:
+        return {}
+    return {
+        "p50": float(phase.p50),
+        "p95": float(phase.p95),
+        "p99": float(phase.p99),
+        "error_rate": phase.errors / phase.requests,
+    }
 
 
 def _phase_floor(result: SoakResult, phase: int, metric: str) -> float | None:
