@@ -32,6 +32,7 @@ from pytest_soak.report.json_report import (
     verdict_text,
 )
 from pytest_soak.report.junit import junit_properties
+from pytest_soak.report.openmetrics import render_openmetrics
 from pytest_soak.report.terminal import threshold_line
 from pytest_soak.settings import MARKER_KEYS, resolve
 from pytest_soak.thresholds import (
@@ -277,6 +278,9 @@ def test_every_rendering_shows_each_threshold_with_observed_and_limit() -> None:
     properties = dict(junit_properties(result))
     assert properties["soak_threshold_p99"] == "✓ 212ms <= 250ms"
     assert properties["soak_threshold_errors[spike]"] == "✗ 2.10%, limit <= 1.00%"
+    metrics = render_openmetrics([result])
+    assert 'soak_threshold_passed{test="test_x.py::test_x",threshold="p99"} 1' in metrics
+    assert 'soak_threshold_passed{test="test_x.py::test_x",threshold="errors[spike]"} 0' in metrics
     public = public_result(result)["thresholds"][0]
     assert public["observed"] == 0.2123 and public["limit"] == 0.25 and public["passed"] is True
 
