@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_soak.analysis import Analysis, Limits, analyze
+from pytest_soak.analysis.thresholds import judge_thresholds
 from pytest_soak.attribution import ATTRIBUTE, attribute
 from pytest_soak.baselines import traffic_fingerprint
 from pytest_soak.cycles import CycleLedger, plan_cycles
@@ -297,6 +298,7 @@ def run_soak(
             },
         },
         service_output=resolved.output_tail() if isinstance(resolved, ServedProcess) else "",
+        thresholds=list(judge_thresholds(settings.thresholds, run.phases)),
     )
     if check and result.failed:
         raise SoakFailure(result.explain())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_soak.analysis import FAILING_VERDICTS, Analysis, Verdict
+from pytest_soak.analysis.thresholds import ThresholdOutcome, crossed, verdict_suffix
 from pytest_soak.driver.records import Run
 
 __all__ = ["FAILING_VERDICTS", "RunCutShort", "SoakResult"]
@@ -32,16 +33,26 @@ class SoakResult:
     baseline: dict[str, Any] = field(default_factory=dict)  # how it compared, and why (not)
     isolation: dict[str, Any] = field(default_factory=dict)  # culprit endpoint/variation (isolate)
     mocks: dict[str, Any] = field(default_factory=dict)  # soak_mocks stats per mock set
+    #: The marker's ``thresholds``, each judged once on the run's merged per-phase data. They
+    #: do not change ``verdict`` (memory's); a crossed one fails the test all the same.
+    thresholds: list[ThresholdOutcome] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        """The test fails: ``leak``, ``regression`` or ``error``."""
-        return self.verdict in FAILING_VERDICTS
+        """The test fails: ``leak``, ``regression`` or ``error``, or a threshold crossed."""
+        return self.verdict in FAILING_VERDICTS or bool(crossed(self.thresholds))
 
     @property
     def passed(self) -> bool:
-        """The test passes: ``ok``, ``inconclusive`` or ``suspicious`` (reported, not failed)."""
+        """The test passes: ``ok``, ``inconclusive`` or ``suspicious`` (reported, not failed)
+        and every threshold kept."""
         return not self.failed
+
+    @property
+    def verdict_text(self) -> str:
+        """``LEAK``; with thresholds ``OK (memory), 1 threshold crossed``."""
+        suffix = verdict_suffix(len(self.thresholds), len(crossed(self.thresholds)))
+        return f"{self.verdict.upper()} (memory), {suffix}" if suffix else self.verdict.upper()
 
     @property
     def growth_per_request(self) -> float:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.errors import ProbeError, ProfileError, SoakError
 from pytest_soak.profiles import Profile, get_profile
+from pytest_soak.thresholds import LatencyTolerance, Threshold, parse_thresholds
 from pytest_soak.units import Tolerance, parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ MARKERS: dict[str, str] = {
     "duration": "wall time of the compressed run ('60s', '2h')",
     "ids": "'recorded' (every cycle replays the same ids) or 'fresh' (new ids each cycle)",
     "isolate": "on a leak, name the endpoint and kind of request: True, False or 'mutate'",
+    "latency_tolerance": "record each phase's p50/p95/p99 in the baseline and allow this excess "
+    "over it ('20% + 5ms'; True: the default 50% + 20ms)",
     "max_gap": "recorded replay: the longest wait between two requests",
     "max_growth": "growth allowed over the measured cycles ('5MB')",
     "max_growth_per_request": "growth allowed per request ('64B')",
@@ -53,6 +56,8 @@ MARKERS: dict[str, str] = {
     "replay": "'profile' (paced by the profile) or 'recorded' (the recording's own gaps)",
     "seed": "seed of every random choice (chaos, mutations)",
     "speed": "recorded replay: how many times faster than recorded",
+    "thresholds": "performance limits, per phase or over the run: {'p99': '250ms', "
+    "'p95[spike]': '150ms', 'errors': '1%', 'late': '0.5%', 'rps[sustained]': '>= 0.98'}",
     "tolerance": "allowed excess over the baseline ('20%', '1MB', '20% + 1MB')",
 }
 MARKER_KEYS = tuple(sorted(MARKERS))
@@ -84,6 +89,11 @@ class Settings:
     #: More probes read beside the built-in ones: ``probes=`` of the marker or ``soak.run``,
     #: then the ``pytest_soak_probes`` hook's (a plain function is a one-metric probe).
     probes: tuple[Probe | object, ...] = ()
+    #: Performance limits judged once on the run's merged per-phase data (``thresholds``).
+    thresholds: tuple[Threshold, ...] = ()
+    #: Allowed excess of a phase's p50/p95/p99 over the committed baseline; None: latency is
+    #: neither recorded in the baseline nor compared (opt-in: latency figures move run to run).
+    latency_tolerance: LatencyTolerance | None = None
 
 
 def parse_marker_kwargs(
@@ -165,6 +175,8 @@ def resolve(
     seed = values.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SoakError(f"seed={seed!r} must be a whole number")
+    phases = ("recorded",) if replay == "recorded" else tuple(p.name for p in profile.phases)
+    thresholds = parse_thresholds(values.get("thresholds"), phases=phases)
     return Settings(
         profile=profile,
         peak_rps=peak,
@@ -189,6 +201,8 @@ def resolve(
         speed=speed,
         max_gap=max_gap,
         probes=(*_given_probes(values.get("probes", ())), *_probes(probe_lists)),
+        thresholds=thresholds,
+        latency_tolerance=_latency_tolerance(values.get("latency_tolerance")),
     )
 
 
@@ -204,6 +218,11 @@ def _tolerance(value: Any) -> Tolerance | None:
     """Parsed once, here: a bad tolerance fails when the settings are resolved (at setup for a
     marker), before any load."""
     return None if value is None else Tolerance.parse(value)
+
+
+def _latency_tolerance(value: Any) -> LatencyTolerance | None:
+    """None (or False): latency is neither recorded in the baseline nor compared with it."""
+    return None if value is None or value is False else LatencyTolerance.parse(value)
 
 
 ISOLATE_MODES = ("off", "on", "mutate")

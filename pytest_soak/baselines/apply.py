@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_soak.baselines.comparison import DEFAULT_TOLERANCE, Tolerance, compare
+from pytest_soak.baselines.comparison import (
+    DEFAULT_TOLERANCE,
+    Tolerance,
+    compare,
+    compare_latency,
+)
 from pytest_soak.baselines.environment import Environment
 from pytest_soak.baselines.record import Baseline
 from pytest_soak.baselines.store import BaselineFile, baseline_path
@@ -129,3 +134,36 @@ def apply_baseline(result: SoakResult, settings: Settings, context: BaselineCont
         result.reason = f"grows, but within its accepted baseline: {comparison.message}"
     if comparison.status == "better":
         info["note"] = comparison.message
+    _apply_latency(result, settings, baseline, info, context)
+
+
+def _apply_latency(
+    result: SoakResult,
+    settings: Settings,
+    baseline: Baseline,
+    info: dict[str, Any],
+    context: BaselineContext,
+) -> None:
+    """With ``latency_tolerance`` set, each phase's p50/p95/p99 against the same baseline (the
+    same environment key): over baseline + ``latency_tolerance`` is a ``regression`` too (a
+    ``leak`` stays a leak; the reason then says both)."""
+    tolerance = settings.latency_tolerance
+    if tolerance is None:
+        return  # latency not asked for: neither recorded nor compared
+    latency = compare_latency(
+        baseline, result.analysis.phases, tolerance=tolerance, path=context.display_path()
+    )
+    info["latency"] = {
+        "status": latency.status,
+        "tolerance": str(tolerance),
+        "compared": latency.compared,
+        "over": [dict(o) for o in latency.over],
+        "message": latency.message,
+    }
+    if latency.status != "over":
+        return
+    if result.verdict in ("ok", "suspicious", "inconclusive"):
+        result.verdict = "regression"
+        result.reason = latency.message
+    else:
+        result.reason = f"{result.reason}; and {latency.message}"

@@ -3,12 +3,29 @@ better, by the marker's ``Tolerance`` (parsed with the other settings, ``units.T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from pytest_soak.analysis import PhaseSummary
 from pytest_soak.baselines.record import Baseline
-from pytest_soak.units import DEFAULT_TOLERANCE, Tolerance, format_bytes
+from pytest_soak.thresholds import LatencyTolerance
+from pytest_soak.units import DEFAULT_TOLERANCE, Tolerance, format_bytes, format_ms
 
-__all__ = ["DEFAULT_TOLERANCE", "Comparison", "Tolerance", "compare"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "Comparison",
+    "LatencyComparison",
+    "Tolerance",
+    "compare",
+    "compare_latency",
+]
+
+#: Percentiles compared with the baseline, phase by phase.
+LATENCY_PERCENTILES = ("p50", "p95", "p99")
+#: A phase with fewer requests than this (in the run or the baseline) is not compared: its p99
+#: is its slowest request or two, noise.
+MIN_LATENCY_REQUESTS = 20
 
 
 @dataclass(frozen=True)
@@ -87,3 +104,79 @@ def _per_request(value: float, metric: str) -> str:
     if abs(value) < 100:
         return f"{value:.1f} {unit}/request"
     return f"{_amount(value, metric)}/request"
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Each phase's p50/p95/p99 against the baseline's: ``over`` (any figure over its allowed),
+    ``within`` or ``missing`` (the baseline has no latency, or no phase could be compared)."""
+
+    status: str
+    compared: int  # figures compared
+    over: tuple[dict[str, Any], ...] = field(
+        default=()
+    )  # phase, percentile, expected, allowed, observed
+    message: str = ""
+
+
+def compare_latency(
+    baseline: Baseline,
+    phases: Sequence[PhaseSummary],
+    *,
+    tolerance: LatencyTolerance,
+    path: str,
+) -> LatencyComparison:
+    """Phase by phase (by name), each of p50/p95/p99 against ``baseline × (1 + relative) +
+    absolute``; phases with fewer than ``MIN_LATENCY_REQUESTS`` requests on either side are
+    left out."""
+    recorded = {p.name: p for p in baseline.phases}
+    over: list[dict[str, Any]] = []
+    compared = 0
+    for phase in phases:
+        before = recorded.get(phase.name)
+        if before is None or min(before.requests, phase.requests) < MIN_LATENCY_REQUESTS:
+            continue
+        for name in LATENCY_PERCENTILES:
+            expected = getattr(before, name)
+            if expected is None:
+                continue
+            compared += 1
+            observed = float(getattr(phase, name))
+            allowed = tolerance.allowed(expected)
+            if observed > allowed:
+                over.append(
+                    {
+                        "phase": phase.name,
+                        "percentile": name,
+                        "expected": expected,
+                        "allowed": allowed,
+                        "observed": observed,
+                    }
+                )
+    where = f"({path}, {baseline.environment.key})"
+    if not compared:
+        return LatencyComparison(
+            "missing",
+            0,
+            message=f"latency not compared: the baseline has no latency of a phase with "
+            f"{MIN_LATENCY_REQUESTS} requests or more; re-record it with --soak-update-baselines "
+            f"{where}",
+        )
+    if not over:
+        return LatencyComparison(
+            "within",
+            compared,
+            message=f"latency within the baseline + {tolerance} in all {compared} percentiles "
+            f"compared {where}",
+        )
+    shown = ", ".join(
+        f"{o['phase']} {o['percentile']} {format_ms(o['observed'])} > "
+        f"{format_ms(o['allowed'])} allowed (baseline {format_ms(o['expected'])})"
+        for o in over
+    )
+    return LatencyComparison(
+        "over",
+        compared,
+        tuple(over),
+        f"latency over the baseline + {tolerance} tolerance: {shown} {where}",
+    )

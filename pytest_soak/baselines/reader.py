@@ -98,13 +98,20 @@ class Reader:
     def fail(self, keys: Sequence[str | int], what: str, hint: str | None = None) -> NoReturn:
         raise BaselineError(f"{self.path}: {_where(*keys)}: {what}; {hint or self.hint}")
 
-    def obj(self, value: Any, keys: Sequence[str | int], known: Iterable[str]) -> dict[str, Any]:
+    def obj(
+        self,
+        value: Any,
+        keys: Sequence[str | int],
+        known: Iterable[str],
+        optional: Iterable[str] = (),
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             self.fail(keys, f"expected an object, got {_kind(value)}")
-        known = list(known)
-        for key in known:
+        required = list(known)
+        for key in required:
             if key not in value:
                 self.fail([*keys, key], "is missing")
+        known = [*required, *optional]
         for key in value:
             if key not in known:
                 self.fail([*keys, key], f"is not a known key (known: {', '.join(known)})")
@@ -153,14 +160,23 @@ class Reader:
         phases = []
         for i, raw in enumerate(phases_raw):
             here = [*at, "phases", i]
-            phase = self.obj(raw, here, ("name", "requests", "floor_growth", "floor"))
+            phase = self.obj(
+                raw, here, ("name", "requests", "floor_growth", "floor"), _PHASE_LATENCY_KEYS
+            )
             floor = phase["floor"]
+            latency = {
+                key: None
+                if phase.get(key) is None
+                else self.number(phase[key], [*here, key], minimum=0)
+                for key in _PHASE_LATENCY_KEYS
+            }
             phases.append(
                 PhaseRecord(
                     name=self.text(phase["name"], [*here, "name"]),
                     requests=self.count(phase["requests"], [*here, "requests"]),
                     floor_growth=self.number(phase["floor_growth"], [*here, "floor_growth"]),
                     floor=None if floor is None else self.number(floor, [*here, "floor"]),
+                    **latency,
                 )
             )
         return Baseline(
@@ -188,6 +204,8 @@ class Reader:
 
 
 _ENV_KEYS = tuple(f.name for f in fields(Environment))
+#: A phase's latency percentiles (seconds) and error rate: optional (files recorded before them).
+_PHASE_LATENCY_KEYS = ("p50", "p95", "p99", "error_rate")
 _ENTRY_KEYS = (
     "environment",
     "metric",

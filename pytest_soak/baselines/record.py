@@ -15,18 +15,25 @@ from typing import TYPE_CHECKING, Any
 from pytest_soak.baselines.environment import Environment
 
 if TYPE_CHECKING:
+    from pytest_soak.analysis import PhaseSummary
     from pytest_soak.result import SoakResult
     from pytest_soak.settings import Settings
 
 
 @dataclass(frozen=True)
 class PhaseRecord:
-    """One load phase: its requests, how much the judged metric's floors grew in it, its floor."""
+    """One load phase: its requests, how much the judged metric's floors grew in it, its floor;
+    and its latency percentiles (seconds) and error rate (None in a file recorded before
+    they were: latency is then not compared)."""
 
     name: str
     requests: int
     floor_growth: float
     floor: float | None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    error_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class Baseline:
                     requests=phase.requests,
                     floor_growth=float(phase.floor_growth),
                     floor=_phase_floor(result, index, analysis.metric),
+                    **(_latency(phase) if settings.latency_tolerance is not None else {}),
                 )
                 for index, phase in enumerate(analysis.phases)
             ),
@@ -99,6 +107,19 @@ class Baseline:
                 "phases": tuple(PhaseRecord(**phase) for phase in data["phases"]),
             }
         )
+
+
+def _latency(phase: PhaseSummary) -> dict[str, float | None]:
+    """A phase's latency percentiles and error rate (recorded when the test compares latency:
+    ``latency_tolerance``); none for a phase without requests."""
+    if not phase.requests:
+        return {}
+    return {
+        "p50": float(phase.p50),
+        "p95": float(phase.p95),
+        "p99": float(phase.p99),
+        "error_rate": phase.errors / phase.requests,
+    }
 
 
 def _phase_floor(result: SoakResult, phase: int, metric: str) -> float | None:

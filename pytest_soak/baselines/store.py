@@ -53,6 +53,11 @@ def _to_3_digits(value: float) -> float:
     return _no_negative_zero(rounded) if math.isfinite(rounded) else value
 
 
+def _seconds(value: float | None) -> float | None:
+    """A latency percentile: to 0.1 ms (a tenth of a millisecond is far below its noise)."""
+    return None if value is None else _no_negative_zero(round(value, 4))
+
+
 def _rounded(b: Baseline) -> Baseline:
     return replace(
         b,
@@ -65,6 +70,10 @@ def _rounded(b: Baseline) -> Baseline:
                 p,
                 floor_growth=float(_to_whole(_to_2_digits(p.floor_growth))),
                 floor=None if p.floor is None else float(_to_whole(_to_2_digits(p.floor))),
+                p50=_seconds(p.p50),
+                p95=_seconds(p.p95),
+                p99=_seconds(p.p99),
+                error_rate=None if p.error_rate is None else _to_2_digits(p.error_rate),
             )
             for p in b.phases
         ),
@@ -93,6 +102,11 @@ def _entry(b: Baseline) -> dict[str, Any]:
                 "requests": p.requests,
                 "floor_growth": _to_whole(p.floor_growth),
                 "floor": None if p.floor is None else _to_whole(p.floor),
+                **{
+                    key: getattr(p, key)
+                    for key in ("p50", "p95", "p99", "error_rate")
+                    if getattr(p, key) is not None
+                },
             }
             for p in b.phases
         ],

@@ -56,8 +56,12 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             probe_lists=config.hook.pytest_soak_probes(config=config),
         )
 
-    if "peak_rps" in marker or "profile" in marker or "tolerance" in marker:
+    if any(key in marker for key in ("peak_rps", "profile", "tolerance", "latency_tolerance")):
         resolve_settings({})  # a bad marker (tolerance included) fails at setup, before any load
+    elif "thresholds" in marker:
+        from pytest_soak.thresholds import parse_thresholds
+
+        parse_thresholds(marker["thresholds"])  # their phases are checked when the run resolves
     results = config.stash[RESULTS_KEY]
     module_path = Path(str(item.path))
     runner = Soak(

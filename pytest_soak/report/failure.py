@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.analysis import MetricJudgement, PhaseSummary
 from pytest_soak.probes import metric_named
+from pytest_soak.report.json_report import threshold_entry
 from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
@@ -29,12 +30,16 @@ def format_size(value: float | None, metric: str, *, signed: bool = False) -> st
 
 
 def render_explanation(result: ResultView) -> str:
-    lines = [f"soak verdict: {result.verdict.upper()} — {result.reason}"]
+    lines = [f"soak verdict: {result.verdict_text} — {result.reason}"]
     if result.baseline.get("message") and result.baseline["message"] not in result.reason:
         lines.append(f"  baseline: {result.baseline['message']}")
+    latency = result.baseline.get("latency") or {}
+    if latency.get("message") and latency["message"] not in result.reason:
+        lines.append(f"  baseline: {latency['message']}")
     primary = result.analysis.primary
     if primary is not None:
         lines.extend(_limit_lines(primary, result))
+    lines.extend(render_thresholds([threshold_entry(o) for o in result.thresholds]))
     worst = _worst_phase(result.analysis.phases)
     if worst is not None and primary is not None and primary.growth > 0:
         lines.append(
@@ -121,6 +126,24 @@ def _limit_lines(primary: MetricJudgement, result: ResultView) -> list[str]:
         f"{format_size(primary.floors[-1] if primary.floors else None, metric)}, "
         f"p={primary.p_value:.2g})",
     ]
+
+
+def render_thresholds(entries: Sequence[Mapping[str, Any]], indent: str = "  ") -> list[str]:
+    """The thresholds, k6-style, one a line: ``✓ p99  4.12ms <= 250ms`` (dicts as the JSON's
+    ``thresholds``)."""
+    if not entries:
+        return []
+    width = max(len(str(e.get("name", "?"))) for e in entries)
+    failed = sum(1 for e in entries if not e.get("passed"))
+    lines = [
+        f"{indent}thresholds ({len(entries) - failed} kept, {failed} crossed; judged once on "
+        "the run's phases merged over its cycles):"
+    ]
+    for entry in entries:
+        text = str(entry.get("text", ""))
+        mark, _, rest = text.partition(" ")
+        lines.append(f"{indent}  {mark} {entry.get('name', '?')!s:<{width}}  {rest}")
+    return lines
 
 
 def render_isolation(isolation: Mapping[str, Any], *, replays: bool = True) -> list[str]:

@@ -29,7 +29,12 @@ from pytest_soak.analysis import FAILING_VERDICTS
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
 from pytest_soak.report.failure import format_size, phase_rows, render_isolation, render_mocks
-from pytest_soak.report.json_report import primary_judgement, redact_values
+from pytest_soak.report.json_report import (
+    primary_judgement,
+    redact_values,
+    thresholds_crossed,
+    verdict_text,
+)
 from pytest_soak.units import format_bytes, format_duration
 
 
@@ -139,6 +144,14 @@ def _verdict_badge(verdict: str) -> str:
     return f'<span class="verdict {_verdict_kind(verdict)}">{_e(verdict.upper())}</span>'
 
 
+def _crossed_note(result: Mapping[str, Any]) -> str:
+    """Beside the (memory) verdict's badge: the thresholds crossed, if any."""
+    crossed = thresholds_crossed(result)
+    if not crossed:
+        return ""
+    return f' <span class="verdict bad">{crossed} THRESHOLD{"S" if crossed != 1 else ""} ✗</span>'
+
+
 # -- the overview -----------------------------------------------------------------------------
 
 
@@ -153,7 +166,7 @@ def _overview(results: Sequence[Mapping[str, Any]]) -> str:
         rows.append(
             "<tr>"
             f'<td><a href="#{_anchor(n)}">{_e(result.get("test_id", "?"))}</a></td>'
-            f"<td>{_verdict_badge(str(result.get('verdict', '?')))}</td>"
+            f"<td>{_verdict_badge(str(result.get('verdict', '?')))}{_crossed_note(result)}</td>"
             f"<td>{_e(metric)}</td>"
             f"<td>{_e(format_size(result.get('growth_bytes', 0.0), metric, signed=True))}</td>"
             f"<td>{_e(format_size(result.get('growth_per_request_bytes', 0.0), metric))}</td>"
@@ -208,6 +221,7 @@ def _test_section(n: int, result: Mapping[str, Any], charts: list[dict[str, Any]
     parts.extend(
         section
         for section in (
+            _thresholds(result),
             _phase_table(result),
             _cycles_table(result),
             _errors(result),
@@ -276,9 +290,10 @@ def _chart_div(chart: Mapping[str, Any]) -> str:
 def _banner(result: Mapping[str, Any]) -> str:
     """The verdict, why, and limit against observed for the judged metric."""
     verdict = str(result.get("verdict", "?"))
+    kind = "bad" if thresholds_crossed(result) else _verdict_kind(verdict)
     lines = [
-        f'<div class="banner {_verdict_kind(verdict)}"><p class="headline">'
-        f"{_verdict_badge(verdict)} {_e(result.get('reason', ''))}</p>"
+        f'<div class="banner {kind}"><p class="headline">'
+        f"{_verdict_badge(verdict)}{_crossed_note(result)} {_e(result.get('reason', ''))}</p>"
     ]
     primary = _primary(result)
     if primary is not None:
@@ -523,6 +538,34 @@ def _load_charts(n: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- tables -----------------------------------------------------------------------------------
+
+
+def _thresholds(result: Mapping[str, Any]) -> str:
+    """The thresholds, k6-style: kept or crossed, the figure observed against the limit."""
+    entries = list(result.get("thresholds") or ())
+    if not entries:
+        return ""
+    rows = []
+    for entry in entries:
+        mark, _, rest = str(entry.get("text", "")).partition(" ")
+        rows.append(
+            "<tr>"
+            f'<td class="{"good" if entry.get("passed") else "bad"}">{_e(mark)}</td>'
+            f"<td>{_e(entry.get('name', '?'))}</td>"
+            f"<td>{_e(entry.get('phase') or 'whole run')}</td>"
+            f"<td>{_e(rest)}</td>"
+            f"<td>{int(entry.get('requests', 0)):,}</td>"
+            "</tr>"
+        )
+    head = "".join(
+        f"<th>{_e(cell)}</th>" for cell in ("", "threshold", "phase", "observed, limit", "requests")
+    )
+    return (
+        f"<h3>Thresholds ({_e(verdict_text(result))})</h3>"
+        f'<table class="thresholds"><thead><tr>{head}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _phase_table(result: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_soak.analysis.thresholds import ThresholdOutcome, verdict_suffix
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
 from pytest_soak.traffic.redaction import redact_text
@@ -80,9 +81,40 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
         "baseline": result.baseline,
         "isolation": result.isolation,
         "mocks": result.mocks,
+        "thresholds": [threshold_entry(outcome) for outcome in result.thresholds],
         "harness": result.harness,
         "samples": [{"t": round(t, 3), **values} for t, values in result.samples],
     }
+
+
+def threshold_entry(outcome: ThresholdOutcome) -> dict[str, Any]:
+    """One judged threshold as the JSON has it (docs/json.md ``thresholds``)."""
+    return {
+        "name": outcome.name,
+        "figure": outcome.figure,
+        "phase": outcome.phase,
+        "kind": outcome.kind,
+        "comparison": outcome.comparison,
+        "limit": outcome.limit,
+        "observed": outcome.observed,
+        "passed": outcome.passed,
+        "requests": outcome.requests,
+        "text": outcome.describe(),
+    }
+
+
+def thresholds_crossed(result: Mapping[str, Any]) -> int:
+    """How many of a result dict's thresholds were crossed."""
+    return sum(1 for entry in result.get("thresholds") or () if not entry.get("passed"))
+
+
+def verdict_text(result: Mapping[str, Any]) -> str:
+    """A result dict's verdict as the reports show it: ``LEAK``; with thresholds
+    ``OK (memory), 1 threshold crossed`` or ``OK (memory), all 3 thresholds kept``."""
+    verdict = str(result.get("verdict", "?")).upper()
+    count = len(result.get("thresholds") or ())
+    suffix = verdict_suffix(count, thresholds_crossed(result))
+    return f"{verdict} (memory), {suffix}" if suffix else verdict
 
 
 def json_document(
@@ -176,6 +208,16 @@ def rounded_result(result: Mapping[str, Any]) -> dict[str, Any]:
     metrics to 4 significant digits unless whole), seconds to ms, rates to 0.01, p-values to 3
     significant digits. Results stay exact in memory (baselines are recorded from them)."""
     rounded: dict[str, Any] = _rounded(result, str(result.get("metric", "")))
+    thresholds = result.get("thresholds")
+    if isinstance(thresholds, list):  # seconds, shares and ratios: 4 significant digits
+        rounded["thresholds"] = [
+            {
+                k: _significant(v, 4) if k in ("limit", "observed") and isinstance(v, float) else v
+                for k, v in entry.items()
+            }
+            for entry in thresholds
+            if isinstance(entry, Mapping)
+        ]
     harness = result.get("harness")
     if isinstance(harness, Mapping):  # the harness's own RSS: bytes
         rounded["harness"] = {k: _round_bytes(v) for k, v in harness.items()}

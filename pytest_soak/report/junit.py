@@ -15,7 +15,8 @@ from pytest_soak.report.json_report import primary_judgement, public_result
 def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, object]]:
     """``[("soak_verdict", "ok"), ("soak_metric", "heap"), ("soak_growth_bytes", 4121), …]``:
     verdict, judged metric, growth, growth per request, p-value (when the trend was tested),
-    requests, errors and late requests."""
+    requests, errors and late requests; then each threshold, ``soak_threshold_<name>``:
+    ``✓ 212ms <= 250ms``."""
     rounded = public_result(result)
     run = rounded.get("run") or {}
     judgement = primary_judgement(rounded)
@@ -33,4 +34,6 @@ def junit_properties(result: Mapping[str, Any]) -> list[tuple[str, object]]:
         ("soak_errors", run.get("errors")),
         ("soak_late", run.get("late")),
     ]
+    for entry in rounded.get("thresholds") or ():  # soak_threshold_p99[spike] = ✓ 212ms <= 250ms
+        properties.append((f"soak_threshold_{entry.get('name', '?')}", entry.get("text")))
     return properties

@@ -160,6 +160,23 @@ def render_openmetrics(results: Sequence[Mapping[str, Any]]) -> str:
             lines.append(f"# UNIT {family.name} {family.unit}")
         lines.append(f"# HELP {family.name} {family.help}")
         lines += samples
+    threshold_lines = []
+    for result in ordered:
+        for threshold in result.get("thresholds") or ():
+            pairs = [
+                ("test", str(result.get("test_id", ""))),
+                ("threshold", str(threshold["name"])),
+            ]
+            threshold_lines.append(
+                f"soak_threshold_passed{_labels(pairs)} {int(bool(threshold.get('passed')))}"
+            )
+    if threshold_lines:
+        lines += [
+            "# TYPE soak_threshold_passed gauge",
+            "# HELP soak_threshold_passed 1 for a threshold kept, 0 for one crossed (it fails "
+            "the test)",
+            *threshold_lines,
+        ]
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 

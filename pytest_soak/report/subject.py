@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pytest_soak.analysis import Analysis, Verdict
+from pytest_soak.analysis.thresholds import ThresholdOutcome
 from pytest_soak.driver.records import Run
 
 
@@ -44,6 +45,10 @@ class ResultView(Protocol):
     def isolation(self) -> Mapping[str, Any]: ...
     @property
     def mocks(self) -> Mapping[str, Any]: ...
+    @property
+    def thresholds(self) -> Sequence[ThresholdOutcome]: ...
+    @property
+    def verdict_text(self) -> str: ...
     @property
     def growth(self) -> float: ...
     @property

@@ -13,6 +13,7 @@ from pytest_soak.driver.records import LATE_THRESHOLD
 from pytest_soak.probes import metric_named
 from pytest_soak.probes.session import PROBE_NOTE
 from pytest_soak.report.failure import format_table, render_mocks
+from pytest_soak.report.json_report import verdict_text
 from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration
 
@@ -30,7 +31,7 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         rows.append(
             (
                 str(result["test_id"]),
-                str(result["verdict"]).upper(),
+                verdict_text(result),
                 metric,
                 format_bytes(growth, signed=True) if bytes_unit else f"{growth:+,.0f}",
                 format_bytes(slope) if bytes_unit else f"{slope:.2f}",
@@ -42,6 +43,9 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         )
     lines = format_table(rows)
     for result in results:
+        thresholds = threshold_line(result)
+        if thresholds:
+            lines.append(f"{result['test_id']}: {thresholds}")
         if result["verdict"] in ("suspicious", "inconclusive"):
             lines.append(f"{result['test_id']}: {result['verdict']}: {result['reason']}")
         # a probe that could not measure the run (the agent did not answer): said even on a pass
@@ -59,6 +63,18 @@ def summary_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
         if baseline.get("note"):
             lines.append(f"{result['test_id']}: baseline: {baseline['note']}")
     return [redact_text(line) for line in lines]  # mocks' unmatched URLs: no secrets
+
+
+def threshold_line(result: Mapping[str, Any]) -> str:
+    """``thresholds ✓ p99 4.12ms <= 250ms, ✗ errors 2.00%, limit <= 1%``: one line per test."""
+    entries = list(result.get("thresholds") or ())
+    if not entries:
+        return ""
+    parts = []
+    for entry in entries:
+        mark, _, rest = str(entry.get("text", "")).partition(" ")
+        parts.append(f"{mark} {entry.get('name', '?')} {rest}")
+    return "thresholds " + ", ".join(parts)
 
 
 #: A share of late requests worth explaining in the summary.
