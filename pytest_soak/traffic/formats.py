@@ -13,8 +13,10 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pytest_soak.errors import TrafficFormatError
+from pytest_soak.traffic import cache as traffic_cache
 from pytest_soak.traffic import goreplay, har, jsonl
 from pytest_soak.traffic.model import Exchange, Skipped, Traffic
 
@@ -53,9 +55,22 @@ register(TrafficFormat("jsonl", jsonl.sniff, jsonl.parse, jsonl.LOOKS_LIKE, (".j
 register(TrafficFormat("goreplay", goreplay.sniff, goreplay.parse, goreplay.LOOKS_LIKE, (".gor",)))
 
 
-def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Traffic:
-    """Read and validate a traffic file; ``format`` (a ``FORMATS`` name) skips detection."""
+def load_traffic(
+    path: str | os.PathLike[str], format: str | None = None, *, cache: bool | None = None
+) -> Traffic:
+    """Read and validate a traffic file; ``format`` (a ``FORMATS`` name) skips detection.
+
+    The parsed result is kept in ``.soak-cache/`` beside the file and read from there next
+    time (``traffic/cache.py``); ``cache=False``, or ``PYTEST_SOAK_TRAFFIC_CACHE=0`` when
+    ``cache`` is not given, turns that off."""
     shown = os.fspath(path)
+    stored = None
+    if traffic_cache.wanted(cache):
+        parsers = [(name, fmt.parse) for name, fmt in FORMATS.items()]
+        stored = traffic_cache.entry(Path(path).absolute(), format, parsers)
+        cached = stored.load(shown)
+        if cached is not None:
+            return cached
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -71,7 +86,10 @@ def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Tra
         raise TrafficFormatError(
             f"{shown}: could not be read ({exc.strerror or exc}); check its permissions"
         ) from exc
-    return parse_traffic(data, shown, format)
+    traffic = parse_traffic(data, shown, format)
+    if stored is not None:
+        stored.save(data, traffic)
+    return traffic
 
 
 def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None) -> Traffic:
@@ -80,13 +98,16 @@ def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None
     if not data.strip():
         raise TrafficFormatError(f"{path}: is empty; record some traffic into it first")
     chosen = _choose(data, path, format)
-    exchanges, skipped = chosen.parse(data, path)
-    if not exchanges:
-        raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
-    ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
-    start = ordered[0].offset
-    rebased = tuple(replace(exchange, offset=exchange.offset - start) for exchange in ordered)
-    return Traffic(rebased, path=path, format=chosen.name, skipped=tuple(skipped))
+    with traffic_cache.gc_paused():
+        exchanges, skipped = chosen.parse(data, path)
+        if not exchanges:
+            raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
+        ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
+        del exchanges
+        start = ordered[0].offset
+        if start != 0.0:
+            ordered = [replace(exchange, offset=exchange.offset - start) for exchange in ordered]
+    return Traffic(tuple(ordered), path=path, format=chosen.name, skipped=tuple(skipped))
 
 
 def _decompress(data: bytes, path: str) -> bytes:

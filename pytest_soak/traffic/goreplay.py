@@ -39,6 +39,7 @@ LOOKS_LIKE = (
 SEPARATOR = "\n🐵🙈🙉\n".encode()
 
 _HEADER = re.compile(rb"([123]) ([0-9a-fA-F]+) (\d+)(?: (-?\d+))?\r*")
+_HEADER_LINE = re.compile(rb"([123]) ([0-9a-fA-F]+) (\d+)(?: -?\d+)?\r*\n")
 _SNIFF = re.compile(rb"[123] [0-9a-fA-F]+ \d+(?: -?\d+)?\r?\n")
 _BLANK = re.compile(rb"\s*")
 _REQUEST, _RESPONSE, _REPLAYED = b"1", b"2", b"3"
@@ -148,7 +149,11 @@ def _payloads(data: bytes, path: str) -> Iterator[_Payload]:
     for number in count(1):
         end = data.find(SEPARATOR, offset)
         stop = len(data) if end < 0 else end
-        if _BLANK.fullmatch(data, offset, stop) is None:
+        match = _HEADER_LINE.match(data, offset, stop)
+        if match is not None:  # the usual case, in one step
+            kind, payload_id, timestamp = match.groups()
+            yield _Payload(number, offset, kind, payload_id, int(timestamp), match.end(), stop)
+        elif _BLANK.fullmatch(data, offset, stop) is None:
             newline = data.find(b"\n", offset, stop)
             head_end = stop if newline < 0 else newline
             match = _HEADER.fullmatch(data, offset, head_end)
@@ -190,6 +195,7 @@ class _Reader:
     def request(self, data: bytes, start: int, end: int, source: str) -> _Parts:
         """The request in ``data[start:end]``."""
         fast = self._fast_request(data, start, end) if self.fast else None
+        host: str | None
         if fast is not None:
             method, target, headers, body, host = fast
         else:
@@ -322,7 +328,7 @@ def _fast_body(data: bytes, start: int, end: int, framing: int) -> bytes | None:
         return data[start : min(start + framing, end)]  # a cut body is kept, as h11 does
     if framing == _NO_FRAMING:
         return b""  # a request without framing headers has no body
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         match = _FAST_CHUNK.match(data, start, end)
         if match is None:
