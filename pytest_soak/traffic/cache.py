@@ -56,6 +56,7 @@ ENV = "PYTEST_SOAK_TRAFFIC_CACHE"
 VERSION = 1
 MAGIC = b"pytest-soak traffic cache\n"
 SUFFIX = ".traffic"
+MIN_BYTES = 1 << 20  # smaller files are cached only with cache=True
 RACY_NS = 2_000_000_000  # a write this close to the hash may share its mtime
 _OFF = frozenset({"0", "false", "no", "off"})
 _HASH_BLOCK = 1 << 24
@@ -136,12 +137,29 @@ _ENCODER = msgspec.msgpack.Encoder()
 _fingerprints: dict[tuple[object, ...], str] = {}
 
 
-def wanted(cache: bool | None) -> bool:
-    """Whether to use the cache: ``cache`` when given, else the ``PYTEST_SOAK_TRAFFIC_CACHE``
-    environment variable (on unless it is ``0``, ``false``, ``no`` or ``off``)."""
-    if cache is not None:
-        return cache
-    return os.environ.get(ENV, "").strip().lower() not in _OFF
+def entry(
+    recording: Path,
+    requested: str | None,
+    parsers: Iterable[tuple[str, object]],
+    cache: bool | None = None,
+) -> Entry | None:
+    """The cache entry for ``recording`` loaded with ``format=requested``, or None when the
+    cache is off: ``cache=False``; or ``cache=None`` (the default) and either
+    ``PYTEST_SOAK_TRAFFIC_CACHE`` is ``0``/``false``/``no``/``off`` or the file is smaller than
+    ``MIN_BYTES`` (it parses in milliseconds; caching it would only litter its folder).
+    ``cache=True`` caches any file."""
+    if cache is False:
+        return None
+    if cache is None:
+        if os.environ.get(ENV, "").strip().lower() in _OFF:
+            return None
+        try:
+            if recording.stat().st_size < MIN_BYTES:
+                return None
+        except OSError:
+            return None  # reading it says what is wrong
+    variant = hashlib.sha256(f"{requested!r} {fingerprint(parsers)}".encode()).hexdigest()
+    return Entry(recording, variant)
 
 
 def fingerprint(parsers: Iterable[tuple[str, object]]) -> str:
@@ -427,9 +445,3 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def entry(recording: Path, requested: str | None, parsers: Iterable[tuple[str, object]]) -> Entry:
-    """The cache entry for ``recording`` loaded with ``format=requested``."""
-    variant = hashlib.sha256(f"{requested!r} {fingerprint(parsers)}".encode()).hexdigest()
-    return Entry(recording, variant)

@@ -60,17 +60,16 @@ def load_traffic(
 ) -> Traffic:
     """Read and validate a traffic file; ``format`` (a ``FORMATS`` name) skips detection.
 
-    The parsed result is kept in ``.soak-cache/`` beside the file and read from there next
-    time (``traffic/cache.py``); ``cache=False``, or ``PYTEST_SOAK_TRAFFIC_CACHE=0`` when
-    ``cache`` is not given, turns that off."""
+    A file of 1 MiB or more is parsed once: the result is kept in ``.soak-cache/`` beside it
+    and read from there next time (``traffic/cache.py``). ``cache=False`` (or
+    ``PYTEST_SOAK_TRAFFIC_CACHE=0`` when ``cache`` is not given) turns that off; ``cache=True``
+    caches a file of any size."""
     shown = os.fspath(path)
-    stored = None
-    if traffic_cache.wanted(cache):
-        parsers = [(name, fmt.parse) for name, fmt in FORMATS.items()]
-        stored = traffic_cache.entry(Path(path).absolute(), format, parsers)
-        cached = stored.load(shown)
-        if cached is not None:
-            return cached
+    parsers = [(name, fmt.parse) for name, fmt in FORMATS.items()]
+    stored = traffic_cache.entry(Path(path).absolute(), format, parsers, cache)
+    cached = stored.load(shown) if stored is not None else None
+    if cached is not None:
+        return cached
     try:
         with open(path, "rb") as file:
             data = file.read()
