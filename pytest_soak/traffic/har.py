@@ -361,7 +361,16 @@ class _Document(msgspec.Struct, gc=False):
     log: _Log
 
 
-_DECODER = msgspec.json.Decoder(_Document)
+class _Entries(msgspec.Struct, gc=False):
+    entries: list[msgspec.Raw]  # each entry's JSON text, decoded one at a time
+
+
+class _Outline(msgspec.Struct, gc=False):
+    log: _Entries
+
+
+_OUTLINE = msgspec.json.Decoder(_Outline)
+_ENTRY = msgspec.json.Decoder(_Entry)
 _BOM = codecs.BOM_UTF8
 _UTF8_SLICE = 1 << 22
 _MICROS = timedelta(microseconds=1)
@@ -373,26 +382,24 @@ def _parse_typed(data: bytes) -> tuple[list[Exchange], list[Skipped]] | None:
     body = data[3:] if data.startswith(_BOM) else data
     if not body.isascii() and not _is_utf8(body):
         return None  # msgspec does not look inside the strings it skips
-    try:
-        entries = _DECODER.decode(body).log.entries
-    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
-        return None
-    del body
-    entries.reverse()  # popped from the end: each entry's structs are freed once it is built
+    decode = _ENTRY.decode
     shared = Shared()
     days: dict[tuple[str, str, str, str | None], int] = {}
     started: list[tuple[int, str, str, Headers, bytes, RecordedResponse | None, str, str]] = []
     skipped: list[Skipped] = []
     try:
+        # The outline holds each entry as the place of its JSON text; an entry's structs live
+        # only while it is read, so the whole document is never in memory as objects.
+        entries = _OUTLINE.decode(body).log.entries
+        entries.reverse()  # popped from the end, each freed once read
         for index in range(len(entries)):
-            entry = entries.pop()
             source = f"entry {index}"
             try:
-                started.append(_typed_exchange(entry, source, shared, days))
+                started.append(_typed_exchange(decode(entries.pop()), source, shared, days))
             except _Skip as skip:
                 skipped.append(Skipped(source, str(skip)))
-    except (_Invalid, ValueError, OverflowError):
-        return None
+    except (msgspec.DecodeError, RecursionError, _Invalid, ValueError, OverflowError):
+        return None  # ValidationError is a DecodeError
     if not started:
         return [], skipped
     first = min(item[0] for item in started)
