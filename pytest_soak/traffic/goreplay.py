@@ -56,6 +56,7 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FAST_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e]+) HTTP/1\.[01]\r\n" % _TOKEN)
 _FAST_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r]*)?\r\n")
 _FAST_NAME = re.compile(rb"%s:" % _TOKEN)
+_PLAIN = bytes(set(range(256)) - set(b"\x00\x0b\x0c\r\n"))  # bytes any head line may hold
 _FAST_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,20})[ \t]*\r\n")
 _FAST_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[ \t]*(chunked)[ \t]*\r\n")
 _FAST_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*\r\n")
@@ -269,19 +270,19 @@ class _Reader:
         shared pairs, or None if one is not a valid header line."""
         seen = self.lines
         split = lines.split(b"\r\n")[1:-1]
-        pairs = list(map(seen.get, split))
-        if None in pairs:
-            if len(seen) > _SEEN_LINES:
+        new = set(split).difference(seen)
+        if new:  # read each line not seen before (set operations: the loop is over new ones)
+            if len(seen) + len(new) > _SEEN_LINES:
                 seen.clear()
+                new = set(split)
             shared = self.shared
-            for index, line in enumerate(split):
-                if pairs[index] is None:
-                    if _FAST_NAME.match(line) is None:
-                        return None  # not a token and a colon (or a folded line): h11's
-                    name, _, value = line.decode("latin-1").partition(":")
-                    pair = (name, value.strip(" \t"))
-                    pairs[index] = seen[line] = shared.pairs.get(pair) or shared.add(*pair)
-        return tuple(pairs)  # type: ignore[arg-type]  # None is gone
+            for line in new:
+                if _FAST_NAME.match(line) is None:
+                    return None  # not a token and a colon (or a folded line): h11's
+                name, _, value = line.decode("latin-1").partition(":")
+                pair = (name, value.strip(" \t"))
+                seen[line] = shared.pairs.get(pair) or shared.add(*pair)
+        return tuple(map(seen.__getitem__, split))
 
     def _headers(self, raw: list[tuple[bytes, bytes]]) -> Headers:
         return self.shared.headers(
@@ -296,12 +297,8 @@ def _plain_head(data: bytes, start: int, end: int) -> bytes | None:
     if stop < 0:
         return None
     head = data[start : stop + 2]
-    crlf = head.count(b"\r\n")
-    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
-        return None
-    if b"\x00" in head or b"\x0b" in head or b"\x0c" in head:
-        return None
-    return head
+    # what is left once every other byte is deleted must be CRLFs only
+    return None if head.translate(None, _PLAIN).replace(b"\r\n", b"") else head
 
 
 def _framing(lines: bytes, lowered: bytes) -> int | None:
