@@ -1,34 +1,40 @@
 """The parsed-traffic cache: ``.soak-cache/`` beside a recording (docs/traffic-formats.md).
 
-The first ``load_traffic`` of a file parses it and writes what parsing gave (the exchanges in
-order, the skipped entries, the format) to ``.soak-cache/<file name>.<variant>.traffic`` beside
-it; later loads read that instead of parsing. Like ``.pytest_cache``, the folder explains itself
-(``README.md``), is ignored by git (its own ``.gitignore``) and tagged for backup tools
-(``CACHEDIR.TAG``); deleting it is always safe.
+The first ``load_traffic`` of a file of ``MIN_BYTES`` (1 MiB) or more parses it and writes what
+parsing gave (the exchanges in order, the skipped entries, the format) to
+``.soak-cache/<file name>.<variant>.traffic`` beside it; later loads read that instead. Smaller
+files parse in milliseconds and are cached only with ``cache=True``. Like ``.pytest_cache``,
+the folder explains itself (``README.md``), is ignored by git (its own ``.gitignore``) and
+tagged for backup tools (``CACHEDIR.TAG``); deleting it is always safe.
 
 A cache file is never trusted, only used when everything checks:
 
 * its magic bytes and layout ``VERSION``;
-* the recording's content hash (SHA-256 of the file's bytes, compressed or not), and its size;
+* the recording's content hash (SHA-256 of the file's bytes, compressed or not) and size;
 * the *variant*: the ``format=`` asked for and a fingerprint of the parsers (the registered
-  formats in order, with the source of their modules and of the model), so a parser that
-  changes, or a format registered before another, never gets an old result;
-* the payload's length and CRC-32, then a strict typed decoding of it.
+  formats in order, the source of their modules and of the model, the Python version and byte
+  order), so a changed parser, or a format registered before another, never gets an old result;
+* the payload's length and CRC-32, then a strict typed decoding of it (indices in range, every
+  target a path, as ``Exchange`` checks).
 
-Anything else (truncated, corrupt, foreign, another version, another recording) is a miss: the
-file is parsed and the cache written again, silently.
+Anything else (truncated, corrupt, foreign, another version, another recording's) is a miss:
+the file is parsed and the cache written again, silently. A failed parse is not cached.
 
-Hashing a 200 MB recording takes a good part of a second, so a small ``.stat`` file beside the
+Hashing a 300 MB recording takes a good part of a second, so a small ``.stat`` file beside the
 cache remembers the recording's size, mtime, ctime, inode and device with its hash: while they
-are all unchanged, and the recording was not written shortly before its hash was
-taken (2 s, the "racy git" rule: a rewrite in the same clock tick keeps the mtime), the hash is not
-taken again. Any write to the recording changes its ctime, so it is hashed again.
+are all unchanged and the recording was not written within 2 s before its hash was taken (the
+"racy git" rule: a rewrite in the same clock tick keeps the mtime), the hash is not taken
+again. Any write to the file (or ``touch``) changes its ctime, so it is hashed again.
 
-Writes go through ``files.write_atomic`` (a temp file in the same folder renamed over the
+Writes go through ``files.write_atomic`` (a temp file in the same folder, renamed over the
 target), so two pytest-xdist workers loading the same file at once both parse it, both write,
-and a reader only ever sees a whole file. A folder that cannot be written (read-only checkout)
-means no cache, never an error. ``PYTEST_SOAK_TRAFFIC_CACHE=0`` (or ``load_traffic(...,
-cache=False)``) turns the cache off.
+and a reader only ever sees a whole file. A folder that cannot be written (a read-only
+checkout) means no cache, never an error. ``PYTEST_SOAK_TRAFFIC_CACHE=0`` (or
+``load_traffic(..., cache=False)``) turns the cache off.
+
+The payload is msgpack (msgspec) in columns, with a table of the distinct strings and header
+pairs, so a loaded recording shares equal pairs as a parsed one does; it is built with ``map``
+over the columns, so a 200,000-exchange recording loads in about a second.
 """
 
 from __future__ import annotations

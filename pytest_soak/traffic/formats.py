@@ -9,6 +9,7 @@ it parses the whole file. When none does, the file name's suffix picks the forma
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from collections.abc import Callable
@@ -94,7 +95,7 @@ def load_traffic(
 def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None) -> Traffic:
     """Parse traffic file content; ``path`` is only used in messages and for the suffix hint."""
     data = _decompress(data, path)
-    if not data.strip():
+    if not data or data.isspace():  # (data.strip() would copy a big file)
         raise TrafficFormatError(f"{path}: is empty; record some traffic into it first")
     chosen = _choose(data, path, format)
     with traffic_cache.gc_paused():
@@ -104,7 +105,7 @@ def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None
         ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
         del exchanges
         start = ordered[0].offset
-        if start != 0.0:
+        if start != 0.0 or math.copysign(1.0, start) < 0:  # (-0.0 becomes 0.0)
             ordered = [replace(exchange, offset=exchange.offset - start) for exchange in ordered]
     return Traffic(tuple(ordered), path=path, format=chosen.name, skipped=tuple(skipped))
 
