@@ -628,3 +628,24 @@ def test_replace_keeps_working_on_cached_exchanges(tmp_path: Path) -> None:
     load_traffic(path, cache=True)
     exchange = load_traffic(path, cache=True)[0]
     assert replace(exchange, offset=9.0).offset == 9.0
+
+
+def test_pausing_the_collector_restores_it_and_leaves_frozen_objects_frozen() -> None:
+    import gc
+
+    with cache.gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with cache.gc_paused():
+            pass
+        assert gc.get_freeze_count() == frozen > 0
+        gc.disable()
+        with cache.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

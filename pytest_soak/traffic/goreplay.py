@@ -297,8 +297,8 @@ def _plain_head(data: bytes, start: int, end: int) -> bytes | None:
     if stop < 0:
         return None
     head = data[start : stop + 2]
-    # what is left once every other byte is deleted must be CRLFs only
-    return None if head.translate(None, _PLAIN).replace(b"\r\n", b"") else head
+    # once the CRLFs are gone, no CR, LF, NUL, VT or FF may be left
+    return None if head.replace(b"\r\n", b"").translate(None, _PLAIN) else head
 
 
 def _framing(lines: bytes, lowered: bytes) -> int | None:
