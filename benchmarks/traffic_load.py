@@ -540,10 +540,11 @@ def main() -> None:
         f"# benchmarks/traffic_load.py --entries {entries} — {time.strftime('%Y-%m-%d %H:%M')}, "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs ({platform.machine()}); "
         f"seed {args.seed}, fastest of {args.repeat} fresh processes per figure",
-        "first load: load_traffic(path, cache=False); cache write: the first load with the cache "
-        "(parse + write .soak-cache/); cached: a later load. peak: the process's peak RSS "
-        "(ru_maxrss, interpreter and imports included: 'base' before loading); held: RSS kept "
-        "by the loaded Traffic after gc.collect()",
+        "first load: load_traffic(path, cache=False); write: the first load with the cache "
+        "(parse + write .soak-cache/), cache: the size of the file written; cached: a later load. "
+        "peak: the process's peak RSS (ru_maxrss, interpreter and imports included: 'base' before "
+        "loading); held: RSS kept by the loaded Traffic after gc.collect(). xjson: against "
+        "json.load of the HAR (MB/s: higher is better; peak: lower is better)",
     ]
     reference = best("json", files["har"], args.repeat)
     har_size = files["har"].stat().st_size
@@ -556,7 +557,8 @@ def main() -> None:
     lines.append("")
     head = (
         f"{'format':9} {'file':>8} {'exchanges':>9} | {'first load':>9} {'MB/s':>6} {'xjson':>6} "
-        f"{'peak':>8} {'xjson':>6} {'held':>8} | {'write':>7} | {'cached':>7} {'peak':>8}"
+        f"{'peak':>8} {'xjson':>6} {'held':>8} | {'write':>7} {'cache':>7} | {'cached':>7} {'peak':>8} "
+        f"{'held':>8}"
     )
     lines.append(head)
     lines.append("-" * len(head))
@@ -569,10 +571,14 @@ def main() -> None:
         cached = best("cached", path, args.repeat)
         rate = size / first["wall"]
         rows.append((name, size, first, cached))
+        stored = sum(
+            p.stat().st_size for p in (path.parent / ".soak-cache").glob(f"{path.name}.*.traffic")
+        )
         lines.append(
             f"{name:9} {mb(size):>8} {first['count']:>9,} | {first['wall']:>8.2f}s {rate / 1e6:>6.1f} "
             f"{rate / ref_rate:>6.2f} {mb(first['peak']):>8} {first['peak'] / reference['peak']:>6.2f} "
-            f"{mb(first['held']):>8} | {write['wall']:>6.2f}s | {cached['wall']:>6.2f}s {mb(cached['peak']):>8}"
+            f"{mb(first['held']):>8} | {write['wall']:>6.2f}s {mb(stored):>7} | {cached['wall']:>6.2f}s "
+            f"{mb(cached['peak']):>8} {mb(cached['held']):>8}"
         )
     if args.before:
         lines.append("")
@@ -593,7 +599,8 @@ def main() -> None:
             f"{name}: first load {size / first['wall'] / 1e6:.1f} MB/s "
             f"({first['count'] / first['wall']:,.0f} exchanges/s, {first['cpu']:.2f} s CPU), "
             f"cached load {cached['wall']:.2f} s ({cached['cpu']:.2f} s CPU), "
-            f"held {first['held'] / max(first['count'], 1):,.0f} B per exchange"
+            f"held {first['held'] / max(first['count'], 1):,.0f} B per exchange parsed, "
+            f"{cached['held'] / max(cached['count'], 1):,.0f} B cached"
         )
     text = "\n".join(lines) + "\n"
     print(text, end="")

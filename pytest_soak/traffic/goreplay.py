@@ -54,9 +54,8 @@ _Parts = tuple[str, str, Headers, bytes, "str | None", str]
 # value is what is left once spaces and tabs are stripped from both ends).
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FAST_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e]+) HTTP/1\.[01]\r\n" % _TOKEN)
-_FAST_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r]*)?\r\n")
-_FAST_NAME = re.compile(rb"%s:" % _TOKEN)
-_PLAIN = bytes(set(range(256)) - set(b"\x00\x0b\x0c\r\n"))  # bytes any head line may hold
+_FAST_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\x00\n\r\x0b\x0c]*)?\r\n")
+_FAST_LINE = re.compile(rb"%s:[^\x00\n\r\x0b\x0c]*" % _TOKEN)
 _FAST_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,20})[ \t]*\r\n")
 _FAST_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[ \t]*(chunked)[ \t]*\r\n")
 _FAST_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*\r\n")
@@ -266,8 +265,8 @@ class _Reader:
         return None if body is None else (status, headers, body)
 
     def _fast_headers(self, lines: bytes) -> Headers | None:
-        """Header lines (``\\r\\nName: value…\\r\\n``, no NUL, VT, FF, bare CR or LF) as
-        shared pairs, or None if one is not a valid header line."""
+        """Header lines (``\\r\\nName: value…\\r\\n``) as shared pairs, or None if one is
+        not a valid header line."""
         seen = self.lines
         split = lines.split(b"\r\n")[1:-1]
         new = set(split).difference(seen)
@@ -277,8 +276,8 @@ class _Reader:
                 new = set(split)
             shared = self.shared
             for line in new:
-                if _FAST_NAME.match(line) is None:
-                    return None  # not a token and a colon (or a folded line): h11's
+                if _FAST_LINE.fullmatch(line) is None:
+                    return None  # folded, invalid, or with a bare CR or LF: h11's
                 name, _, value = line.decode("latin-1").partition(":")
                 pair = (name, value.strip(" \t"))
                 seen[line] = shared.pairs.get(pair) or shared.add(*pair)
@@ -291,14 +290,11 @@ class _Reader:
 
 
 def _plain_head(data: bytes, start: int, end: int) -> bytes | None:
-    """The head in ``data[start:end]`` up to the CRLF of its last line, if it is complete and
-    has only CRLF line ends and none of NUL, VT, FF (h11 refuses those in any line)."""
+    """The head in ``data[start:end]`` up to the CRLF of its last line, if it is complete.
+    Its first line is checked by a regular expression, every other line when it is first
+    seen (``_fast_headers``): none may hold a bare CR or LF, nor NUL, VT or FF."""
     stop = data.find(b"\r\n\r\n", start, end)
-    if stop < 0:
-        return None
-    head = data[start : stop + 2]
-    # once the CRLFs are gone, no CR, LF, NUL, VT or FF may be left
-    return None if head.replace(b"\r\n", b"").translate(None, _PLAIN) else head
+    return None if stop < 0 else data[start : stop + 2]
 
 
 def _framing(lines: bytes, lowered: bytes) -> int | None:

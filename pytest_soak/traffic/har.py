@@ -353,14 +353,6 @@ class _Entry(msgspec.Struct, gc=False):
     response: _Response | None = None
 
 
-class _Log(msgspec.Struct, gc=False):
-    entries: list[_Entry]
-
-
-class _Document(msgspec.Struct, gc=False):
-    log: _Log
-
-
 class _Entries(msgspec.Struct, gc=False):
     entries: list[msgspec.Raw]  # each entry's JSON text, decoded one at a time
 
