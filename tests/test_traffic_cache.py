@@ -127,10 +127,12 @@ def test_the_folder_explains_itself_and_git_ignores_it(tmp_path: Path) -> None:
     )
 
 
-def test_a_cached_load_keeps_the_path_it_was_given(tmp_path: Path, parses: list[str]) -> None:
+def test_a_cached_load_keeps_the_path_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parses: list[str]
+) -> None:
     path = copied(tmp_path, "shop.jsonl")
     load_traffic(path, cache=True)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     again = load_traffic("shop.jsonl", cache=True)
     assert again.path == "shop.jsonl" and len(parses) == 1
 
