@@ -329,8 +329,8 @@ def test_writes_that_fail_are_no_cache_and_no_error(
     assert cache_files(tmp_path) == cache_files(tmp_path)[:1]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
-def test_a_read_only_folder_loads_without_a_cache(tmp_path: Path) -> None:
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_read_only_folder_loads_without_a_cache_even_for_root(tmp_path: Path) -> None:
     path = copied(tmp_path, "shop.har")
     tmp_path.chmod(0o555)
     try:
@@ -338,6 +338,15 @@ def test_a_read_only_folder_loads_without_a_cache(tmp_path: Path) -> None:
         assert not (tmp_path / cache.CACHE_DIR).exists()
     finally:
         tmp_path.chmod(0o755)
+    load_traffic(path, cache=True)
+    (tmp_path / cache.CACHE_DIR).chmod(0o555)  # a cache folder made read-only: read, not written
+    try:
+        shutil.copyfile(DATA / "shop.gor", tmp_path / "shop.gor")
+        assert load_traffic(tmp_path / "shop.har", cache=True).format == "har"
+        assert load_traffic(tmp_path / "shop.gor", cache=True).format == "goreplay"
+        assert [p.name.split(".")[1] for p in cache_files(tmp_path)] == ["har"]
+    finally:
+        (tmp_path / cache.CACHE_DIR).chmod(0o755)
 
 
 @pytest.mark.parametrize("value", ["0", "off", "false", "NO"])

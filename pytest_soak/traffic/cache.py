@@ -29,8 +29,8 @@ again. Any write to the file (or ``touch``) changes its ctime, so it is hashed a
 Writes go through ``files.write_atomic`` (a temp file in the same folder, renamed over the
 target), so two pytest-xdist workers loading the same file at once both parse it, both write,
 and a reader only ever sees a whole file. A folder that cannot be written (a read-only
-checkout) means no cache, never an error. ``PYTEST_SOAK_TRAFFIC_CACHE=0`` (or
-``load_traffic(..., cache=False)``) turns the cache off.
+checkout, or one without write bits, even for root) means no cache, never an error.
+``PYTEST_SOAK_TRAFFIC_CACHE=0`` (or ``load_traffic(..., cache=False)``) turns it off.
 
 The payload is msgpack (msgspec) in columns, with a table of the distinct strings and header
 pairs, so a loaded recording shares equal pairs as a parsed one does; it is built with ``map``
@@ -232,9 +232,9 @@ class Entry:
         """Write ``traffic``, parsed from ``data`` (the recording's bytes, read after
         ``load``), to the cache."""
         try:
+            self._ensure_folder()
             digest = hashlib.sha256(data).hexdigest()
             blob = encode(traffic, self.recording.name, digest, len(data), self.variant)
-            self._ensure_folder()
             write_atomic(self.path, blob)
             if self._stat is not None and self._stat.st_size == len(data):
                 self._remember(self._stat, self._stat_ns, digest)
@@ -276,7 +276,13 @@ class Entry:
             write_atomic(self.stat_path, msgspec.json.encode(record))
 
     def _ensure_folder(self) -> None:
-        if self.folder.is_dir():
+        """Make the cache folder if need be; refuse (``PermissionError``) where the folder
+        holding it has no write bit at all: a folder made read-only stays untouched, even by
+        root (who may write anywhere)."""
+        parent = self.folder if self.folder.is_dir() else self.folder.parent
+        if not parent.stat().st_mode & 0o222:
+            raise PermissionError(13, "read-only folder", str(parent))
+        if parent == self.folder:
             return
         self.folder.mkdir(exist_ok=True)
         for name, text in (
