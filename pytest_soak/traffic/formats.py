@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest_soak.traffic.cache as traffic_cache
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic import cache as traffic_cache
 from pytest_soak.traffic import goreplay, har, jsonl
 from pytest_soak.traffic.model import Exchange, Skipped, Traffic
 
