@@ -9,7 +9,6 @@ it parses the whole file. When none does, the file name's suffix picks the forma
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import zlib
 from collections.abc import Callable
@@ -86,7 +85,8 @@ def load_traffic(
         raise TrafficFormatError(
             f"{shown}: could not be read ({exc.strerror or exc}); check its permissions"
         ) from exc
-    traffic = parse_traffic(data, shown, format)
+    with traffic_cache.gc_paused():  # no collections over the objects being made
+        traffic = parse_traffic(data, shown, format)
     if stored is not None:
         stored.save(data, traffic)
     return traffic
@@ -98,16 +98,13 @@ def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None
     if not data or data.isspace():  # (data.strip() would copy a big file)
         raise TrafficFormatError(f"{path}: is empty; record some traffic into it first")
     chosen = _choose(data, path, format)
-    with traffic_cache.gc_paused():
-        exchanges, skipped = chosen.parse(data, path)
-        if not exchanges:
-            raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
-        ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
-        del exchanges
-        start = ordered[0].offset
-        if start != 0.0 or math.copysign(1.0, start) < 0:  # (-0.0 becomes 0.0)
-            ordered = [replace(exchange, offset=exchange.offset - start) for exchange in ordered]
-    return Traffic(tuple(ordered), path=path, format=chosen.name, skipped=tuple(skipped))
+    exchanges, skipped = chosen.parse(data, path)
+    if not exchanges:
+        raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
+    ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
+    start = ordered[0].offset
+    rebased = tuple(replace(exchange, offset=exchange.offset - start) for exchange in ordered)
+    return Traffic(rebased, path=path, format=chosen.name, skipped=tuple(skipped))
 
 
 def _decompress(data: bytes, path: str) -> bytes:
