@@ -660,3 +660,19 @@ def test_pausing_the_collector_restores_it_and_leaves_frozen_objects_frozen() ->
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_other_traffic_fields_are_kept_when_they_are_scalars_or_tuples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = copied(tmp_path, "shop.har")
+    traffic = load_traffic(path, cache=False)
+    blob = cache.encode(traffic, "shop.har", "d" * 64, 1, "v")
+    assert cache._decode(blob, "d" * 64, 1, "v", "shown.har") == replace(traffic, path="shown.har")
+    assert cache._extra_fields(traffic) == {}  # every field is built from the columns
+    monkeypatch.setattr(cache, "_BUILT", frozenset({"exchanges", "path", "skipped"}))
+    assert cache._extra_fields(traffic) == {"format": "har"}  # as a field added later would be
+    odd = replace(traffic, format=("a", 1))  # type: ignore[arg-type]
+    assert cache._extra_fields(odd) == {"format": ("a", 1)}
+    with pytest.raises(TypeError, match="cannot be cached"):
+        cache._extra_fields(replace(traffic, format=object()))  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import fields
 from itertools import islice, repeat
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -124,6 +124,7 @@ class _Payload(msgspec.Struct, array_like=True, gc=False):
     response_bodies: list[bytes]
     hosts: list[Annotated[int, msgspec.Meta(ge=-1)]]  # -1: no host
     sources: list[str]
+    extra: dict[str, Any] = {}  # Traffic's other fields (scalars, tuples of scalars)
 
 
 class _Stat(msgspec.Struct, frozen=True):
@@ -235,6 +236,9 @@ class Entry:
             self._ensure_folder()
             digest = hashlib.sha256(data).hexdigest()
             blob = encode(traffic, self.recording.name, digest, len(data), self.variant)
+        except (OSError, TypeError):  # TypeError: a Traffic field the cache cannot keep
+            return
+        try:
             write_atomic(self.path, blob)
             if self._stat is not None and self._stat.st_size == len(data):
                 self._remember(self._stat, self._stat_ns, digest)
@@ -352,6 +356,7 @@ def encode(traffic: Traffic, recording: str, digest: str, size: int, variant: st
     payload.pair_names = [text(name, len(strings)) for name, _ in pairs]
     payload.pair_values = [text(value, len(strings)) for _, value in pairs]
     payload.strings = list(strings)
+    payload.extra = _extra_fields(traffic)
     body = _ENCODER.encode(payload)
     header = _Header(VERSION, recording, digest, size, variant, len(body), zlib.crc32(body))
     return MAGIC + msgspec.json.encode(header) + b"\n" + body
@@ -432,6 +437,21 @@ def _response(status: int, headers: Headers, body: bytes) -> RecordedResponse:
     return response
 
 
+_BUILT = frozenset({"exchanges", "path", "format", "skipped"})
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _extra_fields(traffic: Traffic) -> dict[str, Any]:
+    """``Traffic``'s fields besides those ``_build`` makes, when they are scalars or tuples of
+    scalars (msgpack gives tuples back as lists); anything else is not cached (TypeError)."""
+    extra = {f.name: getattr(traffic, f.name) for f in fields(Traffic) if f.name not in _BUILT}
+    for name, value in extra.items():
+        items = value if isinstance(value, tuple) else (value,)
+        if not all(isinstance(item, _SCALARS) for item in items):
+            raise TypeError(f"Traffic.{name}={value!r} cannot be cached; teach cache.py about it")
+    return extra
+
+
 def _packed(ids: Iterable[int]) -> bytes:
     return array(_ID, ids).tobytes()
 
@@ -494,7 +514,8 @@ def _build(payload: _Payload, shown: str) -> Traffic:
         )
     )
     skipped = tuple(Skipped(source, reason) for source, reason in payload.skipped)
-    return Traffic(exchanges, path=shown, format=payload.format, skipped=skipped)
+    extra = {name: tuple(v) if isinstance(v, list) else v for name, v in payload.extra.items()}
+    return Traffic(exchanges, path=shown, format=payload.format, skipped=skipped, **extra)
 
 
 @contextmanager
