@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest_soak.traffic.cache as traffic_cache
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic import access_log, goreplay, har, jsonl, proxymock, rrpair
 from pytest_soak.traffic.model import Exchange, Skipped, Traffic
@@ -79,9 +80,21 @@ register(
 )  # fmt: skip
 
 
-def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Traffic:
-    """Read and validate a traffic file; ``format`` (a ``FORMATS`` name) skips detection."""
+def load_traffic(
+    path: str | os.PathLike[str], format: str | None = None, *, cache: bool | None = None
+) -> Traffic:
+    """Read and validate a traffic file; ``format`` (a ``FORMATS`` name) skips detection.
+
+    A file of 1 MiB or more is parsed once: the result is kept in ``.soak-cache/`` beside it
+    and read from there next time (``traffic/cache.py``). ``cache=False`` (or
+    ``PYTEST_SOAK_TRAFFIC_CACHE=0`` when ``cache`` is not given) turns that off; ``cache=True``
+    caches a file of any size."""
     shown = os.fspath(path)
+    parsers = [(name, fmt.parse) for name, fmt in FORMATS.items()]
+    stored = traffic_cache.entry(Path(path).absolute(), format, parsers, cache)
+    cached = stored.load(shown) if stored is not None else None
+    if cached is not None:
+        return cached
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -95,13 +108,17 @@ def load_traffic(path: str | os.PathLike[str], format: str | None = None) -> Tra
         raise TrafficFormatError(
             f"{shown}: could not be read ({exc.strerror or exc}); check its permissions"
         ) from exc
-    return parse_traffic(data, shown, format)
+    with traffic_cache.gc_paused():  # no collections over the objects being made
+        traffic = parse_traffic(data, shown, format)
+    if stored is not None:
+        stored.save(data, traffic)
+    return traffic
 
 
 def parse_traffic(data: bytes, path: str = "<memory>", format: str | None = None) -> Traffic:
     """Parse traffic file content; ``path`` is only used in messages and for the suffix hint."""
     data = _decompress(data, path)
-    if not data.strip():
+    if not data or data.isspace():  # (data.strip() would copy a big file)
         raise TrafficFormatError(f"{path}: is empty; record some traffic into it first")
     chosen = _choose(data, path, format)
     exchanges, skipped = chosen.parse(data, path)

@@ -10,21 +10,26 @@ chunked bodies, ``Content-Length``, header folding and bare-LF lines are its bus
 GoReplay truncated (bigger than its capture buffer) are kept as captured; their
 ``Content-Length`` header still says the original length. ``Exchange.source`` is ``"payload N"``,
 1-based; messages also give the line the payload starts on.
+
+For speed (a capture is often hundreds of MB), a *plain* message (CRLF lines that h11's own
+grammar accepts, one ``Host``, at most one framing header, complete) is read by a few regular
+expressions built from that grammar, to exactly what h11 gives for it, and header lines already
+seen are not read again; every other message goes to h11, which also words every error.
+``parse_checked`` reads every message with h11: the tests check the two agree.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from itertools import count
+from typing import NamedTuple, TypeVar
 
 import h11
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import is_target, quote, split_url
-from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
+from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
 
 LOOKS_LIKE = (
     "GoReplay capture (gor --output-file): payloads that start with a line "
@@ -33,11 +38,29 @@ LOOKS_LIKE = (
 )
 SEPARATOR = "\n🐵🙈🙉\n".encode()
 
-_HEADER = re.compile(rb"([123]) ([0-9a-fA-F]+) (\d+)(?: (-?\d+))?")
+_HEADER = re.compile(rb"([123]) ([0-9a-fA-F]+) (\d+)(?: (-?\d+))?\r*")
+_HEADER_LINE = re.compile(rb"([123]) ([0-9a-fA-F]+) (\d+)(?: -?\d+)?\r*\n")
 _SNIFF = re.compile(rb"[123] [0-9a-fA-F]+ \d+(?: -?\d+)?\r?\n")
+_BLANK = re.compile(rb"\s*")
 _REQUEST, _RESPONSE, _REPLAYED = b"1", b"2", b"3"
 _HEADER_SHAPE = "'<type> <id> <timestamp-ns> [latency-ns]'"
 _Head = TypeVar("_Head", h11.Request, h11.Response)
+# method, target, headers, body, host, source
+_Parts = tuple[str, str, Headers, bytes, "str | None", str]
+
+# A plain head, read without h11: its grammar (h11/_abnf.py) on CRLF lines. A header line is
+# token ":" OWS [field-content] OWS; since field-content is visible characters with single
+# spaces or tabs between, that is "anything but NUL, CR, LF, VT, FF after the colon" (the
+# value is what is left once spaces and tabs are stripped from both ends).
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_FAST_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e]+) HTTP/1\.[01]\r\n" % _TOKEN)
+_FAST_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\x00\n\r\x0b\x0c]*)?\r\n")
+_FAST_LINE = re.compile(rb"%s:[^\x00\n\r\x0b\x0c]*" % _TOKEN)
+_FAST_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,20})[ \t]*\r\n")
+_FAST_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[ \t]*(chunked)[ \t]*\r\n")
+_FAST_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*\r\n")
+_NO_FRAMING, _CHUNKED = -1, -2
+_SEEN_LINES = 100_000  # header lines remembered (then forgotten, to bound the parser's memory)
 
 
 class _Invalid(Exception):
@@ -48,14 +71,14 @@ class _Skip(Exception):
     """The payload is well formed but cannot be used: the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Payload:
+class _Payload(NamedTuple):
     number: int
-    line: int
+    offset: int  # where its header line starts in the file
     kind: bytes
     id: bytes
     timestamp: int
-    raw: bytes
+    start: int  # its HTTP bytes are data[start:end]
+    end: int
 
     @property
     def source(self) -> str:
@@ -68,86 +91,248 @@ def sniff(head: bytes) -> bool:
 
 
 def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
-    requests: list[tuple[int, Exchange]] = []
+    """The requests of a capture in file order with their original responses, and the
+    payloads skipped (and why)."""
+    return _parse(data, path, _Reader(Shared()))
+
+
+def parse_checked(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
+    """``parse`` with every message read by h11 (``parse`` reads plain ones without it, to the
+    same result): the reference the fast reading is tested against."""
+    return _parse(data, path, _Reader(Shared(), fast=False))
+
+
+def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], list[Skipped]]:
+    if data.endswith(SEPARATOR[:-1]):
+        data += b"\n"
+    requests: list[tuple[int, _Parts]] = []
     first_by_id: dict[bytes, int] = {}
-    responses: list[_Payload] = []
+    responses: list[_Payload] = []  # read once every request is known, as places in data
     skipped: list[Skipped] = []
     for payload in _payloads(data, path):
-        with _problems(payload, path, skipped):
+        try:
             if payload.kind == _REPLAYED:
                 raise _Skip("replayed response (type 3) is not used")
             if payload.kind == _RESPONSE:
                 responses.append(payload)
                 continue
-            exchange = _request(payload)
+            parts = reader.request(data, payload.start, payload.end, payload.source)
             first_by_id.setdefault(payload.id, len(requests))
-            requests.append((payload.timestamp, exchange))
-    answered: set[int] = set()
+            requests.append((payload.timestamp, parts))
+        except _Skip as skip:
+            skipped.append(Skipped(payload.source, str(skip)))
+        except _Invalid as exc:
+            raise _error(data, payload, path, exc) from None
+    answers: dict[int, RecordedResponse] = {}
     for payload in responses:
-        with _problems(payload, path, skipped):
+        try:
             index = first_by_id.get(payload.id)
-            if index is None or index in answered:
+            if index is None or index in answers:
                 which = "no request" if index is None else "another response"
                 raise _Skip(f"response (type 2) to id {payload.id.decode()} has {which} before")
-            timestamp, request = requests[index]
-            response = _response(payload, request.method)
-            requests[index] = (timestamp, replace(request, response=response))
-            answered.add(index)
+            method = requests[index][1][0]
+            answers[index] = reader.response(data, payload.start, payload.end, method)
+        except _Skip as skip:
+            skipped.append(Skipped(payload.source, str(skip)))
+        except _Invalid as exc:
+            raise _error(data, payload, path, exc) from None
     start = min((timestamp for timestamp, _ in requests), default=0)
-    return [replace(e, offset=(t - start) / 1e9) for t, e in requests], skipped
+    return [
+        Exchange((t - start) / 1e9, method, target, headers, body, answers.get(i), host, source)
+        for i, (t, (method, target, headers, body, host, source)) in enumerate(requests)
+    ], skipped
 
 
 def _payloads(data: bytes, path: str) -> Iterator[_Payload]:
-    if data.endswith(SEPARATOR[:-1]):
-        data += b"\n"
-    line = 1
-    for number, chunk in enumerate(data.split(SEPARATOR), start=1):
-        start, line = line, line + chunk.count(b"\n") + 2
-        if not chunk.strip():
-            continue
-        head, _, raw = chunk.partition(b"\n")
-        match = _HEADER.fullmatch(head.rstrip(b"\r"))
-        if match is None:
-            shown = quote(head.decode("utf-8", "replace"))
-            raise TrafficFormatError(
-                f"{path}: payload {number} (line {start}): header {shown} is not {_HEADER_SHAPE}; "
-                "every payload starts with such a line: the file is damaged or not a GoReplay "
-                "capture"
-            )
-        kind, payload_id, timestamp, _latency = match.groups()
-        yield _Payload(number, start, kind, payload_id, int(timestamp), raw)
+    """The payloads that are not blank, in file order, as places in ``data`` (no copies)."""
+    offset = 0
+    for number in count(1):
+        end = data.find(SEPARATOR, offset)
+        stop = len(data) if end < 0 else end
+        match = _HEADER_LINE.match(data, offset, stop)
+        if match is not None:  # the usual case, in one step
+            kind, payload_id, timestamp = match.groups()
+            yield _Payload(number, offset, kind, payload_id, int(timestamp), match.end(), stop)
+        elif _BLANK.fullmatch(data, offset, stop) is None:
+            newline = data.find(b"\n", offset, stop)
+            head_end = stop if newline < 0 else newline
+            match = _HEADER.fullmatch(data, offset, head_end)
+            if match is None:
+                shown = quote(data[offset:head_end].decode("utf-8", "replace"))
+                raise TrafficFormatError(
+                    f"{path}: payload {number} (line {_line(data, offset)}): header {shown} is "
+                    f"not {_HEADER_SHAPE}; every payload starts with such a line: the file is "
+                    "damaged or not a GoReplay capture"
+                )
+            kind, payload_id, timestamp, _latency = match.groups()
+            yield _Payload(number, offset, kind, payload_id, int(timestamp), head_end + 1, stop)
+        if end < 0:
+            return
+        offset = end + len(SEPARATOR)
 
 
-@contextmanager
-def _problems(payload: _Payload, path: str, skipped: list[Skipped]) -> Iterator[None]:
-    """Records a ``_Skip`` as skipped and turns an ``_Invalid`` into a ``TrafficFormatError``."""
-    try:
-        yield
-    except _Skip as skip:
-        skipped.append(Skipped(payload.source, str(skip)))
-    except _Invalid as exc:
-        raise TrafficFormatError(
-            f"{path}: {payload.source} (line {payload.line}): {exc}; fix or delete this payload"
-        ) from None
+def _line(data: bytes, offset: int) -> int:
+    """The 1-based line at ``offset`` (counted only for a message)."""
+    return data.count(b"\n", 0, offset) + 1
 
 
-def _request(payload: _Payload) -> Exchange:
-    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(payload.raw) + 1)
-    head, body = _read(connection, payload.raw, h11.Request)
-    headers = _headers(head.headers.raw_items())
-    target = head.target.decode("latin-1")
-    host = next((value for name, value in headers if name.lower() == "host"), None)
-    if not is_target(target):
-        host, target = _absolute(target)
-    return Exchange(
-        offset=0.0,
-        method=head.method.decode("latin-1"),
-        target=target,
-        headers=headers,
-        body=body,
-        host=host,
-        source=payload.source,
+def _error(data: bytes, payload: _Payload, path: str, exc: _Invalid) -> TrafficFormatError:
+    return TrafficFormatError(
+        f"{path}: {payload.source} (line {_line(data, payload.offset)}): {exc}; fix or delete "
+        "this payload"
     )
+
+
+class _Reader:
+    """Reads payloads into requests and responses, sharing equal header pairs (a plain message
+    without h11, see the module's docstring)."""
+
+    def __init__(self, shared: Shared, *, fast: bool = True) -> None:
+        self.shared = shared
+        self.fast = fast
+        self.lines: dict[bytes, tuple[str, str]] = {}  # a checked header line -> its pair
+
+    def request(self, data: bytes, start: int, end: int, source: str) -> _Parts:
+        """The request in ``data[start:end]``."""
+        fast = self._fast_request(data, start, end) if self.fast else None
+        host: str | None
+        if fast is not None:
+            method, target, headers, body, host = fast
+        else:
+            raw = data[start:end]
+            connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(raw) + 1)
+            head, body = _read(connection, raw, h11.Request)
+            headers = self._headers(head.headers.raw_items())
+            method, target = head.method.decode("latin-1"), head.target.decode("latin-1")
+            host = next((value for name, value in headers if name.lower() == "host"), None)
+        if not is_target(target):
+            host, target = _absolute(target)
+        text = self.shared.text
+        return text(method), target, headers, body, host and text(host), source
+
+    def response(self, data: bytes, start: int, end: int, method: str) -> RecordedResponse:
+        """The response in ``data[start:end]`` to a ``method`` request."""
+        fast = self._fast_response(data, start, end, method) if self.fast else None
+        if fast is not None:
+            return RecordedResponse(*fast)
+        raw = data[start:end]
+        connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=len(raw) + 1)
+        # h11 frames a response by its request (a HEAD response has no body): replay the method.
+        connection.send(h11.Request(method=method, target="/", headers=[("Host", "recorded")]))
+        connection.send(h11.EndOfMessage())
+        head, body = _read(connection, raw, h11.Response)
+        return RecordedResponse(head.status_code, self._headers(head.headers.raw_items()), body)
+
+    def _fast_request(
+        self, data: bytes, start: int, end: int
+    ) -> tuple[str, str, Headers, bytes, str] | None:
+        head = _plain_head(data, start, end)
+        line = None if head is None else _FAST_REQUEST_LINE.match(head)
+        if head is None or line is None:
+            return None
+        lines = head[line.end() - 2 :]  # "\r\nName: value\r\n…\r\n"
+        lowered = lines.lower()
+        framing = _framing(lines, lowered)
+        if framing is None or lowered.count(b"\r\nhost:") != 1:
+            return None  # h11 wants exactly one Host header in HTTP/1.1
+        headers = self._fast_headers(lines)
+        body = _fast_body(data, start + len(head) + 2, end, framing)
+        if headers is None or body is None:
+            return None
+        host = headers[lowered.count(b"\r\n", 0, lowered.find(b"\r\nhost:"))][1]
+        method, target = line.groups()
+        return method.decode("latin-1"), target.decode("latin-1"), headers, body, host
+
+    def _fast_response(
+        self, data: bytes, start: int, end: int, method: str
+    ) -> tuple[int, Headers, bytes] | None:
+        head = _plain_head(data, start, end)
+        line = None if head is None else _FAST_STATUS_LINE.match(head)
+        if head is None or line is None or method in ("HEAD", "CONNECT") or line[1] < b"200":
+            return None  # HEAD, CONNECT: h11 frames by the request; 1xx: it reads on
+        lines = head[line.end() - 2 :]
+        framing = _framing(lines, lines.lower())
+        headers = self._fast_headers(lines)
+        if framing is None or headers is None:
+            return None
+        status = int(line[1])
+        body_start = start + len(head) + 2
+        if status in (204, 304):
+            framing = 0
+        elif framing == _NO_FRAMING:
+            framing = end - body_start  # the body runs until the connection closes
+        body = _fast_body(data, body_start, end, framing)
+        return None if body is None else (status, headers, body)
+
+    def _fast_headers(self, lines: bytes) -> Headers | None:
+        """Header lines (``\\r\\nName: value…\\r\\n``) as shared pairs, or None if one is
+        not a valid header line."""
+        seen = self.lines
+        split = lines.split(b"\r\n")[1:-1]
+        new = set(split).difference(seen)
+        if new:  # read each line not seen before (set operations: the loop is over new ones)
+            if len(seen) + len(new) > _SEEN_LINES:
+                seen.clear()
+                new = set(split)
+            shared = self.shared
+            for line in new:
+                if _FAST_LINE.fullmatch(line) is None:
+                    return None  # folded, invalid, or with a bare CR or LF: h11's
+                name, _, value = line.decode("latin-1").partition(":")
+                pair = (name, value.strip(" \t"))
+                seen[line] = shared.pairs.get(pair) or shared.add(*pair)
+        return tuple(map(seen.__getitem__, split))
+
+    def _headers(self, raw: list[tuple[bytes, bytes]]) -> Headers:
+        return self.shared.headers(
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+        )
+
+
+def _plain_head(data: bytes, start: int, end: int) -> bytes | None:
+    """The head in ``data[start:end]`` up to the CRLF of its last line, if it is complete.
+    Its first line is checked by a regular expression, every other line when it is first
+    seen (``_fast_headers``): none may hold a bare CR or LF, nor NUL, VT or FF."""
+    stop = data.find(b"\r\n\r\n", start, end)
+    return None if stop < 0 else data[start : stop + 2]
+
+
+def _framing(lines: bytes, lowered: bytes) -> int | None:
+    """A plain head's framing from its header ``lines`` (and them in lower case): the
+    Content-Length, ``_CHUNKED``, ``_NO_FRAMING``, or None for h11 to judge (repeated or both
+    headers, a value h11 rewrites, like ``Chunked``)."""
+    lengths = lowered.count(b"\r\ncontent-length:")
+    encodings = lowered.count(b"\r\ntransfer-encoding:")
+    if lengths + encodings == 0:
+        return _NO_FRAMING
+    if lengths + encodings > 1:
+        return None
+    if encodings:
+        match = _FAST_CHUNKED.search(lowered)
+        return _CHUNKED if match and lines[match.start(1) : match.end(1)] == b"chunked" else None
+    match = _FAST_LENGTH.search(lowered)
+    return None if match is None else int(match.group(1))
+
+
+def _fast_body(data: bytes, start: int, end: int, framing: int) -> bytes | None:
+    """The body in ``data[start:end]`` by ``framing``, or None unless it is complete and plain
+    (a cut chunked body, chunk extensions and trailers are h11's)."""
+    if framing >= 0:
+        return data[start : min(start + framing, end)]  # a cut body is kept, as h11 does
+    if framing == _NO_FRAMING:
+        return b""  # a request without framing headers has no body
+    chunks: list[bytes] = []
+    while True:
+        match = _FAST_CHUNK.match(data, start, end)
+        if match is None:
+            return None
+        size, start = int(match.group(1), 16), match.end()
+        if size == 0:
+            return b"".join(chunks) if data.startswith(b"\r\n", start, end) else None
+        if start + size + 2 > end or data[start + size : start + size + 2] != b"\r\n":
+            return None
+        chunks.append(data[start : start + size])
+        start += size + 2
 
 
 def _absolute(target: str) -> tuple[str, str]:
@@ -158,15 +343,6 @@ def _absolute(target: str) -> tuple[str, str]:
     if scheme not in ("http", "https") or not host or not is_target(path):
         raise _Skip(f"request target {quote(target)} is neither a path nor an http(s) URL")
     return host, path
-
-
-def _response(payload: _Payload, method: str) -> RecordedResponse:
-    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=len(payload.raw) + 1)
-    # h11 frames a response by its request (a HEAD response has no body): replay the method.
-    connection.send(h11.Request(method=method, target="/", headers=[("Host", "recorded")]))
-    connection.send(h11.EndOfMessage())
-    head, body = _read(connection, payload.raw, h11.Response)
-    return RecordedResponse(head.status_code, _headers(head.headers.raw_items()), body)
 
 
 def _read(connection: h11.Connection, raw: bytes, kind: type[_Head]) -> tuple[_Head, bytes]:
@@ -189,7 +365,3 @@ def _read(connection: h11.Connection, raw: bytes, kind: type[_Head]) -> tuple[_H
     if head is None:
         raise _Skip(f"no complete HTTP {what} head: GoReplay cut the payload, or it is not HTTP")
     return head, bytes(body)
-
-
-def _headers(raw: list[tuple[bytes, bytes]]) -> Headers:
-    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)

@@ -21,8 +21,10 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
+
+import msgspec
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
@@ -33,7 +35,7 @@ from pytest_soak.traffic.fields import (
     quote,
     split_url,
 )
-from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
+from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
 
 LOOKS_LIKE = (
     'JSON Lines, one exchange per line: {"offset": 0.5, "method": "GET", "url": "/path?q=1", '
@@ -46,6 +48,7 @@ _SNIFF = re.compile(rb'\s*\{\s*"(%s)"\s*:' % "|".join(sorted(_EXCHANGE_KEYS)).en
 _BOM = b"\xef\xbb\xbf"
 T = TypeVar("T")
 _EXPECTED: dict[type, str] = {str: "a string", int: "a whole number"}
+_DECODE = msgspec.json.Decoder().decode
 
 
 class _Invalid(Exception):
@@ -62,15 +65,16 @@ def sniff(head: bytes) -> bool:
 
 
 def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
+    shared = Shared()
     exchanges: list[Exchange] = []
     timed: tuple[int, bool] | None = None  # (line, has an offset) of the first exchange
-    for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
+    for number, raw in enumerate(_lines(data), start=1):
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
         try:
             fields = _load(line)
-            exchange = _exchange(fields, f"line {number}")
+            exchange = _exchange(fields, f"line {number}", shared)
         except _Invalid as exc:
             raise TrafficFormatError(f"{path}: line {number}: {exc}") from None
         has_offset = "offset" in fields
@@ -86,6 +90,15 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     return exchanges, []
 
 
+def _lines(data: bytes) -> Iterator[bytes]:
+    """``data.split(b"\\n")`` after a BOM, one line at a time (a big file is not copied)."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    while (end := data.find(b"\n", start)) >= 0:
+        yield data[start:end]
+        start = end + 1
+    yield data[start:]
+
+
 def dumps(exchanges: Iterable[Exchange]) -> str:
     """The exchanges as native JSON Lines (``parse`` reads them back equal, but for ``source``)."""
     return "".join(json.dumps(_fields(exchange)) + "\n" for exchange in exchanges)
@@ -93,7 +106,18 @@ def dumps(exchanges: Iterable[Exchange]) -> str:
 
 def _load(line: bytes) -> dict[str, object]:
     try:
-        value = json.loads(line.decode("utf-8"))
+        value = _DECODE(line)  # msgspec: what it decodes, json.loads decodes the same
+    except (msgspec.DecodeError, RecursionError):  # json.loads has it (NaN), or words it
+        value = _load_json(line)
+    if not isinstance(value, dict):
+        raise _Invalid(f"is {json_kind(value)}, not a JSON object {{...}}")
+    _check_keys(value, _EXCHANGE_KEYS, "")
+    return value
+
+
+def _load_json(line: bytes) -> object:
+    try:
+        return json.loads(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise _Invalid(
             f"is not UTF-8 (byte {exc.start}: {exc.reason}); save the file as UTF-8"
@@ -105,26 +129,22 @@ def _load(line: bytes) -> dict[str, object]:
         ) from None
     except RecursionError:
         raise _Invalid("JSON is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise _Invalid(f"is {json_kind(value)}, not a JSON object {{...}}")
-    _check_keys(value, _EXCHANGE_KEYS, "")
-    return value
 
 
-def _exchange(fields: dict[str, object], source: str) -> Exchange:
+def _exchange(fields: dict[str, object], source: str, shared: Shared) -> Exchange:
     method = _required(fields, "method", str)
     if not is_token(method):
         raise _Invalid(f"'method' {method!r} is not an HTTP method")
     host, target = _url(_required(fields, "url", str))
     return Exchange(
-        offset=_offset(fields.get("offset", 0.0)),
-        method=method.upper(),
-        target=target,
-        headers=_headers(fields.get("headers", {}), "headers"),
-        body=_body(fields, ""),
-        response=_response(fields.get("response")),
-        host=host,
-        source=source,
+        _offset(fields.get("offset", 0.0)),
+        shared.text(method.upper()),
+        target,
+        _headers(fields.get("headers", {}), "headers", shared),
+        _body(fields, ""),
+        _response(fields.get("response"), shared),
+        None if host is None else shared.text(host),
+        source,
     )
 
 
@@ -150,7 +170,7 @@ def _offset(value: object) -> float:
     return float(value)
 
 
-def _headers(value: object, key: str) -> Headers:
+def _headers(value: object, key: str, shared: Shared) -> Headers:
     pairs: list[tuple[object, object]]
     if isinstance(value, dict):
         pairs = list(value.items())
@@ -162,12 +182,16 @@ def _headers(value: object, key: str) -> Headers:
             '[name, value] pairs [["Name", "value"]]'
         )
     headers: list[tuple[str, str]] = []
+    known = shared.pairs.get
     for name, text in pairs:
-        if not isinstance(name, str) or not is_token(name):
-            raise _Invalid(f"'{key}' has {quote(name)}, which is not a header name")
-        if not isinstance(text, str) or not is_header_value(text):
-            raise _Invalid(f"'{key}' {name!r} has value {quote(text)}, not a one-line string")
-        headers.append((name, text))
+        pair = known((name, text)) if isinstance(name, str) and isinstance(text, str) else None
+        if pair is None:  # not seen before: check it
+            if not isinstance(name, str) or not is_token(name):
+                raise _Invalid(f"'{key}' has {quote(name)}, which is not a header name")
+            if not isinstance(text, str) or not is_header_value(text):
+                raise _Invalid(f"'{key}' {name!r} has value {quote(text)}, not a one-line string")
+            pair = shared.add(name, text)
+        headers.append(pair)
     return tuple(headers)
 
 
@@ -187,7 +211,7 @@ def _body(fields: dict[str, object], prefix: str) -> bytes:
         raise _Invalid(f"'{prefix}body' has a lone surrogate; use '{prefix}body_b64'") from None
 
 
-def _response(value: object) -> RecordedResponse | None:
+def _response(value: object, shared: Shared) -> RecordedResponse | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -196,7 +220,7 @@ def _response(value: object) -> RecordedResponse | None:
     status = _required(value, "status", int, "response.")
     if isinstance(status, bool) or not 100 <= status <= 999:
         raise _Invalid(f"'response.status' {status!r} is not an HTTP status (100-999)")
-    headers = _headers(value.get("headers", {}), "response.headers")
+    headers = _headers(value.get("headers", {}), "response.headers", shared)
     return RecordedResponse(status, headers, _body(value, "response."))
 
 

@@ -76,6 +76,40 @@ class Exchange:
         return None
 
 
+class Shared:
+    """Equal strings and header pairs shared among the exchanges of one load.
+
+    A recording repeats a few thousand header names and values (``Accept``, user agents, the
+    cookies of a session, methods, hosts) hundreds of thousands of times, and a decoder hands
+    out a new copy of each. The parsers and the cache build exchanges through one ``Shared``,
+    so equal ``(name, value)`` pairs are one tuple and equal names one string; it is dropped
+    with the parser, unlike ``sys.intern``'s table. Only a pair it has not seen before needs
+    checking, which is why ``pair`` returns ``None`` for one.
+    """
+
+    __slots__ = ("names", "pairs", "strings")
+
+    def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # header names, checked by the parser that added them
+        self.pairs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def text(self, value: str) -> str:
+        """The shared copy of ``value``."""
+        return self.strings.setdefault(value, value)
+
+    def add(self, name: str, value: str) -> tuple[str, str]:
+        """Share a header pair seen for the first time (after the caller checked it)."""
+        pair = (self.names.setdefault(name, name), value)
+        self.pairs[pair] = pair
+        return pair
+
+    def headers(self, pairs: Iterable[tuple[str, str]]) -> Headers:
+        """Already checked ``pairs`` as a header tuple of shared pairs."""
+        get, add = self.pairs.get, self.add
+        return tuple([get(pair) or add(*pair) for pair in pairs])
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """An entry of the file that was deliberately not loaded, and why (reported, never silent)."""
