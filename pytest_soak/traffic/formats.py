@@ -147,7 +147,10 @@ def _traffic(
         raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
     ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
     start = ordered[0].offset
-    rebased = tuple(replace(exchange, offset=exchange.offset - start) for exchange in ordered)
+    if start == 0:
+        rebased = tuple(ordered)  # already from 0: no copy of every exchange
+    else:
+        rebased = tuple(replace(exchange, offset=exchange.offset - start) for exchange in ordered)
     return Traffic(
         rebased, path=path, format=chosen.name, skipped=tuple(skipped), missing=chosen.missing
     )
