@@ -3,7 +3,7 @@ version again, run after run, with the default tolerance (``latency_tolerance=Tr
 Issue 15's acceptance: the fast version passes in 10 of 10 runs, the slow version is caught.
 
     PYTHONPATH=. python benchmarks/latency_baseline_repeat.py [--fast-runs 10] [--slow-runs 3]
-        [--duration 20] [--slow-ms 40] [--out docs/latency-baseline-repeat.txt]
+        [--duration 20] [--slow-ms 40] [--out docs/latency-baseline-repeat.txt] [--keep DIR]
 
 A temporary project holds one soak test as a user writes it: ``spike-at-8am`` at peak 150 req/s,
 ``latency_tolerance=True``, replaying a recording (nine in ten requests ``GET /item/<id>``, one in
@@ -124,6 +124,7 @@ class Outcome:
     worst_ratio: tuple[float, str]  # observed / baseline, where
     worst_allowed: tuple[float, str]  # observed / allowed, where
     compared: int
+    lateness: dict[str, tuple[int, float]]  # phase -> late requests, lateness p99 (s)
 
     @property
     def passed(self) -> bool:
@@ -195,9 +196,10 @@ def one_run(
             worst_ratio = max(worst_ratio, (ratio, where))
             worst_allowed = max(worst_allowed, (over, where))
     latency = (result.get("baseline") or {}).get("latency") or {}
+    lateness = {p["name"]: (p.get("late", 0), p.get("lateness_p99", 0.0)) for p in result["phases"]}
     return Outcome(
         version, number, done.returncode, seconds, result["verdict"], latency,
-        worst_ratio, worst_allowed, compared,
+        worst_ratio, worst_allowed, compared, lateness,
     )  # fmt: skip
 
 
@@ -207,6 +209,11 @@ def row(outcome: Outcome) -> str:
         f"{o['phase']} {o['percentile']} {o['observed'] * 1000:.1f}ms > {o['allowed'] * 1000:.1f}ms"
         for o in outcome.latency.get("over", [])
     )
+    if over and outcome.version == "fast":  # sent late: the harness's loop (the process) stalled
+        over += "\n      sent late (late requests, lateness p99): " + ", ".join(
+            f"{name} {late}, {lateness * 1000:.1f}ms"
+            for name, (late, lateness) in outcome.lateness.items()
+        )
     return (
         f"{outcome.version:<4} run {outcome.number:>2}: verdict {outcome.verdict:<12} latency "
         f"{latency:<7} ({outcome.compared} compared)  max run/baseline {outcome.worst_ratio[0]:5.2f}"
@@ -225,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         "--slow-ms", type=float, default=40.0, help="the slow version's sleep in /search, ms"
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the output here")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the project and every run's JSON here"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
@@ -254,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="soak-latrep-") as temp:
-        folder = Path(temp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            folder = args.keep
+            folder.mkdir(parents=True, exist_ok=False)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-latrep-")))
         make_project(folder)
         recorded = run_pytest(folder, args.duration, 0.0, ["--soak-update-baselines"], None)
         if recorded.returncode != 0:
