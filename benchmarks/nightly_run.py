@@ -117,7 +117,12 @@ def soak(mode: str, duration: float | None, workdir: Path, every: float) -> Outc
     watcher.join()
     wall = time.monotonic() - started
     if not files["json"].exists():
-        sys.exit(f"{mode} run wrote no JSON; pytest said:\n" + "\n".join(lines[-40:]))
+        rss = [value for _, value in watch.rss] or [0]
+        sys.exit(
+            f"{mode} run wrote no JSON after {format_duration(wall)} (harness RSS start "
+            f"{format_bytes(rss[0])}, most {format_bytes(max(rss))}, end {format_bytes(rss[-1])}); "
+            "pytest said:\n" + "\n".join(lines[-40:])
+        )
     document = json.loads(files["json"].read_text())
     (result,) = document["results"]
     return Outcome(
