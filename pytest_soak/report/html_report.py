@@ -259,7 +259,6 @@ def _cut_short_section(n: int, measured: Mapping[str, Any], charts: list[dict[st
     traffic = measured.get("traffic") or {}
     if traffic.get("path"):
         facts.append(("traffic", f"{traffic['path']} ({traffic.get('format', '?')})"))
-    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     warmup = int((measured.get("settings") or {}).get("warmup_cycles", 1))
     view = {
         **measured,
@@ -271,7 +270,7 @@ def _cut_short_section(n: int, measured: Mapping[str, Any], charts: list[dict[st
         f"<h2>{_e(measured.get('test_id', '?'))}</h2>",
         '<div class="banner warn"><p class="headline"><span class="verdict warn">CUT SHORT</span> '
         "Interrupted while it ran: what it had measured is shown, not judged.</p></div>",
-        f'<table class="facts"><tbody>{rows}</tbody></table>',
+        _facts_table(facts),
     ]
     for chart in _memory_charts(f"cut-{n}", view):
         charts.append(chart)
@@ -380,6 +379,11 @@ def _run_facts(result: Mapping[str, Any]) -> str:
         )  # fmt: skip
     if run.get("aborted"):
         facts.append(("stopped early", run["aborted"]))
+    return _facts_table(facts)
+
+
+def _facts_table(facts: Iterable[tuple[str, Any]]) -> str:
+    """Label and value rows, every cell escaped (a test's run facts, a cut-short run's)."""
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     return f'<table class="facts"><tbody>{rows}</tbody></table>'
 
