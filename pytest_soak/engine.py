@@ -27,6 +27,7 @@ from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, repl
 from pytest_soak.driver.targets import ServedProcess, Target, as_target
 from pytest_soak.errors import DriverError, SoakFailure
 from pytest_soak.probes import FloorTable, ProbeSession, Sampler, Service
+from pytest_soak.report.json_report import sample_rows
 from pytest_soak.report.progress import Progress
 from pytest_soak.result import RunCutShort, SoakResult
 from pytest_soak.settings import Settings
@@ -251,7 +252,7 @@ def run_soak(
                 cp.row(floor) for cp, floor in zip(points, floors.rows(), strict=False)
             ],
             "harness": session.harness,
-            "samples": [{"t": round(t, 3), **values} for t, values in sampler.series.points],
+            "samples": sample_rows(sampler.series.points),
         }
 
     session.start()

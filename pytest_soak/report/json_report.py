@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +83,13 @@ def result_to_dict(result: ResultView) -> dict[str, Any]:
         "mocks": result.mocks,
         "thresholds": [threshold_entry(outcome) for outcome in result.thresholds],
         "harness": result.harness,
-        "samples": [{"t": round(t, 3), **values} for t, values in result.samples],
+        "samples": sample_rows(result.samples),
     }
+
+
+def sample_rows(samples: Iterable[tuple[float, Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """Memory samples as the reports keep them: ``t`` (s, to the ms) and metric -> reading."""
+    return [{"t": round(t, 3), **values} for t, values in samples]
 
 
 def threshold_entry(outcome: ThresholdOutcome) -> dict[str, Any]:
