@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import textwrap
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+from transcript import Transcript, spread  # noqa: E402
 
 from pytest_soak.driver.clients import SendFailure  # noqa: E402
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
@@ -188,10 +189,6 @@ def idle_costs(samples: int) -> tuple[list[float], list[float]]:
         served.stop()
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -201,11 +198,8 @@ def main() -> None:
     args = parser.parse_args()
     script = HERE / "_agent_cost_service.py"
     script.write_text(SERVICE)
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        lines.append(text)
-        print(text, flush=True)
+    transcript = Transcript()
+    say = transcript.say
 
     stamp = time.strftime("%Y-%m-%d %H:%M")
     say(f"# agent_cost.py {' '.join(sys.argv[1:])}  ({stamp})")
@@ -240,11 +234,7 @@ def main() -> None:
         )
     finally:
         script.unlink(missing_ok=True)
-    if args.out:
-        with contextlib.suppress(FileNotFoundError):
-            old = args.out.read_text()
-            lines.insert(0, old.rstrip("\n") + "\n")
-        args.out.write_text("\n".join(lines) + "\n")
+    transcript.write(args.out, keep_old=True)
 
 
 if __name__ == "__main__":

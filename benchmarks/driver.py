@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from transcript import Transcript
+
 HERE = Path(__file__).resolve().parent
 SERVER_CPU = 1
 CLIENT_CPU = 0
@@ -347,11 +349,8 @@ def main() -> None:
 
     port = _free_port()
     server = subprocess.Popen(_pinned(SERVER_CPU, [sys.executable, __file__, "_serve", str(port)]))
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    transcript = Transcript()
+    say = transcript.say
 
     try:
         _wait_port(port)
@@ -467,8 +466,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
-    if args.out is not None:
-        args.out.write_text("\n".join(lines) + "\n")
+    transcript.write(args.out)
 
 
 def _free_port() -> int:

@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import healthy_apps  # noqa: E402
+from transcript import Transcript  # noqa: E402
 
 from pytest_soak.engine import run_soak  # noqa: E402
 from pytest_soak.isolation import isolate  # noqa: E402
@@ -309,11 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print each isolation's report")
     args = parser.parse_args(argv)
     names = args.culprit or list(CULPRITS)
-    lines: list[str] = []
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
+    transcript = Transcript()
+    say = transcript.say
 
     say(
         f"isolation accuracy on Datasette {_datasette_version()}: {args.runs} runs, quick mode "
@@ -355,8 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             f"true replay wall times: median {statistics.median(replay_times):.1f}s, "
             f"{min(replay_times):.1f}-{max(replay_times):.1f}s"
         )
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+    transcript.write(args.out)
     return 0
 
 

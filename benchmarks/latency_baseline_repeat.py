@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transcript import Transcript
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PERCENTILES = ("p50", "p95", "p99")
@@ -238,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
-    from pytest_soak.files import write_atomic
     from pytest_soak.thresholds import DEFAULT_LATENCY_TOLERANCE
 
     try:
@@ -246,11 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         load_text = f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start"
     except OSError:
         load_text = "load average unknown"
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        lines.append(text)
-        print(text, flush=True)
+    transcript = Transcript()
+    say = transcript.say
 
     say(
         f"# latency_baseline_repeat.py --fast-runs {args.fast_runs} --slow-runs {args.slow_runs}"
@@ -317,8 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {least.worst_allowed[0]:.2f} ({least.worst_allowed[1]})"
         )
     say(f"# {(time.monotonic() - started) / 60:.1f} min in all")
-    if args.out:
-        write_atomic(args.out, "\n".join(lines) + "\n")
+    transcript.write(args.out)
     return 0
 
 

@@ -52,6 +52,8 @@ HERE = Path(__file__).resolve().parent
 SERVER_CPU = 1
 CLIENT_CPU = 0
 
+from transcript import Transcript, spread  # noqa: E402
+
 from pytest_soak.driver.clients import SendFailure  # noqa: E402
 from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay  # noqa: E402
 from pytest_soak.driver.targets import ServedProcess  # noqa: E402
@@ -244,11 +246,6 @@ def leg(args: argparse.Namespace, rate: float | None, folder: Path) -> dict[str,
     return out
 
 
-def spread(values: list[float]) -> str:
-    stdev = f", stdev {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f} (min {min(values):.3f}, max {max(values):.3f}{stdev})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -264,11 +261,8 @@ def main() -> None:
         os.sched_setaffinity(0, {CLIENT_CPU})
     script = HERE / "_recorder_overhead_service.py"
     script.write_text(SERVICE)
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        lines.append(text)
-        print(text, flush=True)
+    transcript = Transcript()
+    say = transcript.say
 
     say(
         f"# benchmarks/recorder_overhead.py {' '.join(sys.argv[1:])} — "
@@ -324,31 +318,27 @@ def main() -> None:
             values = ratios[name]
             cpu = statistics.mean(extra_cpu[name]["cpu"])
             say(f"recording {name} / off, over {args.rounds} rounds (mean, min, max, stdev):")
-            say(f"  open loop {args.rate:g} req/s: throughput {spread(values['rps'])}")
-            say(f"  open loop p50 latency      {spread(values['p50'])}")
-            say(f"  open loop p99 latency      {spread(values['p99'])}")
+            say(f"  open loop {args.rate:g} req/s: throughput {spread(values['rps'], stdev=True)}")
+            say(f"  open loop p50 latency      {spread(values['p50'], stdev=True)}")
+            say(f"  open loop p99 latency      {spread(values['p99'], stdev=True)}")
             say(
                 f"  service CPU per request at {args.rate:g} req/s: {cpu:+.0f} us "
-                f"(spread {spread(extra_cpu[name]['cpu'])}), i.e. "
+                f"(spread {spread(extra_cpu[name]['cpu'], stdev=True)}), i.e. "
                 f"{cpu * args.rate / 1e4:+.1f} % of one core"
             )
             say(
-                f"  closed loop max throughput {spread(values['max_rps'])} -> cost "
+                f"  closed loop max throughput {spread(values['max_rps'], stdev=True)} -> cost "
                 f"{100 * (1 - statistics.mean(values['max_rps'])):.1f} %"
             )
             implied = [1 / ratio for ratio in values["max_cpu"]]
             say(
                 f"  closed loop CPU per request {statistics.mean(extra_cpu[name]['max_cpu']):+.0f}"
-                f" us; the max throughput it implies (CPU off / on) {spread(implied)} -> cost "
+                f" us; the max throughput it implies (CPU off / on) {spread(implied, stdev=True)} -> cost "
                 f"{100 * (1 - statistics.mean(implied)):.1f} %"
             )
     finally:
         script.unlink(missing_ok=True)
-    if args.out:
-        with contextlib.suppress(FileNotFoundError):
-            old = args.out.read_text()
-            lines.insert(0, old.rstrip("\n") + "\n")
-        args.out.write_text("\n".join(lines) + "\n")
+    transcript.write(args.out, keep_old=True)
 
 
 if __name__ == "__main__":
