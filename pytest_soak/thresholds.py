@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_soak.errors import SoakError
-from pytest_soak.units import format_ms
+from pytest_soak.units import format_ms, share_plus_amount
 
 Kind = Literal["latency", "share", "ratio"]
 Comparison = Literal["<", "<=", ">=", ">"]
@@ -299,27 +299,26 @@ class LatencyTolerance:
                 f"baseline's figure, a time, or both: {_LATENCY_TOLERANCE_FORMS}"
             )
 
-        relative: float | None = None
-        absolute: float | None = None
-        for part in parts:
-            text = part.strip() if isinstance(part, str) else None
-            if text and text.endswith("%"):
-                match = _SHARE_RE.match(text)
-                if relative is not None or match is None:
-                    raise bad(" (two percentages)" if relative is not None else "")
-                relative = float(match.group(1)) / 100
-                if not math.isfinite(relative):
-                    raise bad()
-            elif text:
-                match = _LATENCY_RE.match(text)
-                if absolute is not None or match is None:
-                    raise bad(" (two times)" if absolute is not None else "")
-                absolute = float(match.group(1)) * _LATENCY_UNITS[match.group(3).lower()]
-                if not math.isfinite(absolute):
-                    raise bad()
-            else:
+        def share(text: str) -> float:
+            match = _SHARE_RE.match(text)
+            relative = float(match.group(1)) / 100 if match is not None else math.nan
+            if not math.isfinite(relative):
                 raise bad()
-        return cls(relative=relative or 0.0, absolute=absolute or 0.0)
+            return relative
+
+        def time(part: str | float) -> float:
+            match = _LATENCY_RE.match(part.strip()) if isinstance(part, str) else None
+            if match is None:
+                raise bad()
+            absolute = float(match.group(1)) * _LATENCY_UNITS[match.group(3).lower()]
+            if not math.isfinite(absolute):
+                raise bad()
+            return absolute
+
+        relative, absolute = share_plus_amount(
+            parts, share, time, bad, amounts="times", numbers=False
+        )
+        return cls(relative=relative, absolute=absolute)
 
     def allowed(self, expected: float) -> float:
         """The most a figure of ``expected`` seconds in the baseline may be now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,28 +174,23 @@ class Tolerance:
                 f"a size, or both: {_TOLERANCE_FORMS}"
             )
 
-        relative: float | None = None
-        absolute: float | None = None
-        for part in parts:
-            if isinstance(part, str) and part.strip().endswith("%"):
-                if relative is not None:
-                    raise bad(" (two percentages)")
-                try:
-                    relative = float(part.strip()[:-1]) / 100
-                except ValueError:
-                    raise bad() from None
-                if not math.isfinite(relative) or relative < 0:
-                    raise bad(" (the percentage must be finite and >= 0)")
-            elif isinstance(part, (str, int, float)) and not isinstance(part, bool):
-                if absolute is not None:
-                    raise bad(" (two sizes)")
-                try:
-                    absolute = parse_size(part, name=name)
-                except SoakError:
-                    raise bad() from None
-            else:
-                raise bad()
-        return cls(relative=relative or 0.0, absolute=absolute or 0.0)
+        def share(text: str) -> float:
+            try:
+                relative = float(text[:-1]) / 100
+            except ValueError:
+                raise bad() from None
+            if not math.isfinite(relative) or relative < 0:
+                raise bad(" (the percentage must be finite and >= 0)")
+            return relative
+
+        def size(part: str | float) -> float:
+            try:
+                return parse_size(part, name=name)
+            except SoakError:
+                raise bad() from None
+
+        relative, absolute = share_plus_amount(parts, share, size, bad, amounts="sizes")
+        return cls(relative=relative, absolute=absolute)
 
     def __str__(self) -> str:
         shown = []
@@ -204,6 +199,37 @@ class Tolerance:
         if self.absolute:
             shown.append(format_bytes(self.absolute))
         return " + ".join(shown) or "0%"
+
+
+def share_plus_amount(
+    parts: Sequence[Any],
+    share: Callable[[str], float],
+    amount: Callable[[str | float], float],
+    bad: Callable[[str], Exception],
+    *,
+    amounts: str,
+    numbers: bool = True,
+) -> tuple[float, float]:
+    """A tolerance's parts (``"20% + 1MB"`` split at ``+``): at most one percentage, read by
+    ``share`` (the text ends in ``%``), and at most one amount, read by ``amount`` (a size, a
+    time; a bare number too when ``numbers``): ``(relative, absolute)``, 0 for the one not
+    given. ``bad(why)`` is the error for anything else (``why``: `` (two percentages)``,
+    `` (two <amounts>)`` or empty)."""
+    relative: float | None = None
+    absolute: float | None = None
+    for part in parts:
+        text = part.strip() if isinstance(part, str) else None
+        if text is not None and text.endswith("%"):
+            if relative is not None:
+                raise bad(" (two percentages)")
+            relative = share(text)
+        elif text or (numbers and isinstance(part, (int, float)) and not isinstance(part, bool)):
+            if absolute is not None:
+                raise bad(f" (two {amounts})")
+            absolute = amount(part)
+        else:
+            raise bad("")
+    return relative or 0.0, absolute or 0.0
 
 
 DEFAULT_TOLERANCE = Tolerance(relative=0.25, absolute=0.0)
