@@ -101,10 +101,6 @@ class Threshold:
             ">": observed > self.limit,
         }[self.comparison]
 
-    def describe_limit(self) -> str:
-        """``<= 250ms``, ``<= 1%``, ``>= 0.98``: the limit in human units."""
-        return f"{self.comparison} {format_value(self.kind, self.limit)}"
-
     def to_text(self) -> str:
         """The value as it could be written again (``parse`` gives this threshold back)."""
         return f"{self.comparison} {format_value(self.kind, self.limit, exact=True)}"
