@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_soak.analysis import FAILING_VERDICTS, Analysis, Verdict
-from pytest_soak.analysis.thresholds import ThresholdOutcome, crossed, verdict_suffix
+from pytest_soak.analysis.thresholds import ThresholdOutcome, crossed, verdict_line
 from pytest_soak.driver.records import Run
 
 __all__ = ["FAILING_VERDICTS", "RunCutShort", "SoakResult"]
@@ -51,8 +51,7 @@ class SoakResult:
     @property
     def verdict_text(self) -> str:
         """``LEAK``; with thresholds ``OK (memory), 1 threshold crossed``."""
-        suffix = verdict_suffix(len(self.thresholds), len(crossed(self.thresholds)))
-        return f"{self.verdict.upper()} (memory), {suffix}" if suffix else self.verdict.upper()
+        return verdict_line(self.verdict, len(self.thresholds), len(crossed(self.thresholds)))
 
     @property
     def growth_per_request(self) -> float:

@@ -85,6 +85,13 @@ def verdict_suffix(count: int, failed: int) -> str:
     return f"{'the threshold' if count == 1 else f'all {count} thresholds'} kept"
 
 
+def verdict_line(verdict: str, count: int, failed: int) -> str:
+    """The verdict as every report shows it: ``LEAK``; with thresholds ``OK (memory), 1
+    threshold crossed`` or ``OK (memory), all 3 thresholds kept``."""
+    suffix = verdict_suffix(count, failed)
+    return f"{verdict.upper()} (memory), {suffix}" if suffix else verdict.upper()
+
+
 def _judge(threshold: Threshold, phases: Sequence[PhaseStats]) -> ThresholdOutcome:
     chosen = [p for p in phases if threshold.phase is None or p.name == threshold.phase]
     observed, requests = observe(threshold.figure, chosen)

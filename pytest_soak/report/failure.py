@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_soak.analysis import MetricJudgement, PhaseSummary
 from pytest_soak.probes import metric_named
-from pytest_soak.report.json_report import threshold_entry
+from pytest_soak.report.json_report import threshold_entry, threshold_parts
 from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration, format_ms
 
@@ -140,9 +140,8 @@ def render_thresholds(entries: Sequence[Mapping[str, Any]], indent: str = "  ") 
         "the run's phases merged over its cycles):"
     ]
     for entry in entries:
-        text = str(entry.get("text", ""))
-        mark, _, rest = text.partition(" ")
-        lines.append(f"{indent}  {mark} {entry.get('name', '?')!s:<{width}}  {rest}")
+        mark, name, rest = threshold_parts(entry)
+        lines.append(f"{indent}  {mark} {name:<{width}}  {rest}")
     return lines
 
 

@@ -32,6 +32,7 @@ from pytest_soak.report.failure import format_size, phase_rows, render_isolation
 from pytest_soak.report.json_report import (
     primary_judgement,
     redact_values,
+    threshold_parts,
     thresholds_crossed,
     verdict_text,
 )
@@ -551,11 +552,11 @@ def _thresholds(result: Mapping[str, Any]) -> str:
         return ""
     rows = []
     for entry in entries:
-        mark, _, rest = str(entry.get("text", "")).partition(" ")
+        mark, name, rest = threshold_parts(entry)
         rows.append(
             "<tr>"
             f'<td class="{"good" if entry.get("passed") else "bad"}">{_e(mark)}</td>'
-            f"<td>{_e(entry.get('name', '?'))}</td>"
+            f"<td>{_e(name)}</td>"
             f"<td>{_e(entry.get('phase') or 'whole run')}</td>"
             f"<td>{_e(rest)}</td>"
             f"<td>{int(entry.get('requests', 0)):,}</td>"

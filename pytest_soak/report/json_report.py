@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_soak.analysis.thresholds import ThresholdOutcome, verdict_suffix
+from pytest_soak.analysis.thresholds import ThresholdOutcome, verdict_line
 from pytest_soak.files import write_atomic
 from pytest_soak.probes import metric_named
 from pytest_soak.traffic.redaction import redact_text
@@ -108,6 +108,13 @@ def threshold_entry(outcome: ThresholdOutcome) -> dict[str, Any]:
     }
 
 
+def threshold_parts(entry: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A JSON threshold entry as the renderers lay it out: its mark, its name, and the rest of
+    its text (``("✓", "p99", "4.12ms <= 250ms")``)."""
+    mark, _, rest = str(entry.get("text", "")).partition(" ")
+    return mark, str(entry.get("name", "?")), rest
+
+
 def thresholds_crossed(result: Mapping[str, Any]) -> int:
     """How many of a result dict's thresholds were crossed."""
     return sum(1 for entry in result.get("thresholds") or () if not entry.get("passed"))
@@ -116,10 +123,8 @@ def thresholds_crossed(result: Mapping[str, Any]) -> int:
 def verdict_text(result: Mapping[str, Any]) -> str:
     """A result dict's verdict as the reports show it: ``LEAK``; with thresholds
     ``OK (memory), 1 threshold crossed`` or ``OK (memory), all 3 thresholds kept``."""
-    verdict = str(result.get("verdict", "?")).upper()
     count = len(result.get("thresholds") or ())
-    suffix = verdict_suffix(count, thresholds_crossed(result))
-    return f"{verdict} (memory), {suffix}" if suffix else verdict
+    return verdict_line(str(result.get("verdict", "?")), count, thresholds_crossed(result))
 
 
 def json_document(

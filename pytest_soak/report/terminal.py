@@ -13,7 +13,7 @@ from pytest_soak.driver.records import LATE_THRESHOLD
 from pytest_soak.probes import metric_named
 from pytest_soak.probes.session import PROBE_NOTE
 from pytest_soak.report.failure import format_table, render_mocks
-from pytest_soak.report.json_report import verdict_text
+from pytest_soak.report.json_report import threshold_parts, verdict_text
 from pytest_soak.traffic.redaction import redact_text
 from pytest_soak.units import format_bytes, format_duration
 
@@ -72,8 +72,8 @@ def threshold_line(result: Mapping[str, Any]) -> str:
         return ""
     parts = []
     for entry in entries:
-        mark, _, rest = str(entry.get("text", "")).partition(" ")
-        parts.append(f"{mark} {entry.get('name', '?')} {rest}")
+        mark, name, rest = threshold_parts(entry)
+        parts.append(f"{mark} {name} {rest}")
     return "thresholds " + ", ".join(parts)
 
 
