@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import io
 import json
@@ -830,24 +829,3 @@ def test_the_example_shop_records_its_own_traffic_when_asked(tmp_path: Path) -> 
         file.write("# dropped 3 records (queue full, queue_size=1000) up to offset 1.0; 3 in all\n")
     missing = inspect_lines(traffic)[4]
     assert missing.startswith("recorder: records are missing: 1 note(s) of records dropped")
-
-
-def test_the_writer_asks_the_same_redaction_rule_and_remembers_a_bounded_number_of_names(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from pytest_soak.record import lines
-
-    rule = Redaction.of(headers=["X-Tenant"], fields=["card"], keep_headers=["cookie"])
-    remembering = lines.RememberingRedaction.of_rule(rule)
-    names = ["Authorization", "X-Tenant", "cookie", "Cookie", "card", "password", "qty",
-             "api_key", "sessionid", "theme", "Accept"]  # fmt: skip
-    for name in names * 2:
-        assert remembering.secret_header(name) == rule.secret_header(name), name
-        assert remembering.secret_field(name) == rule.secret_field(name), name
-        assert remembering.secret_cookie(name) == rule.secret_cookie(name), name
-        assert remembering.secret_param(name) == rule.secret_param(name), name
-    assert dataclasses.astuple(remembering) == dataclasses.astuple(rule)  # the same names
-    monkeypatch.setattr(lines, "REMEMBERED_NAMES", 10)
-    for n in range(100):
-        remembering.secret_field(f"field{n}")
-    assert len(remembering._answers) <= len(names) * 4

@@ -17,58 +17,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 
 from pytest_soak.record.capture import Body, Capture, RawHeaders
 from pytest_soak.traffic.fields import is_header_value, is_target, is_token
 from pytest_soak.traffic.jsonl import dumps
 from pytest_soak.traffic.model import Exchange, RecordedResponse
 from pytest_soak.traffic.redaction import Redaction, redact_exchange
-
-#: Names whose answer a ``RememberingRedaction`` keeps (names repeat: header names, JSON
-#: keys); past this, new names are asked each time, so hostile traffic cannot grow it.
-REMEMBERED_NAMES = 4096
-
-
-class RememberingRedaction(Redaction):
-    """The same redaction rule, its answers remembered by name: a record has a few dozen names
-    (headers, cookies, JSON keys), each asked of a regex every time otherwise. For the writer
-    thread only (not locked)."""
-
-    _answers: dict[tuple[str, str], bool]
-
-    @classmethod
-    def of_rule(cls, redaction: Redaction) -> RememberingRedaction:
-        remembering = cls(
-            redaction.headers,
-            redaction.cookies,
-            redaction.query,
-            redaction.fields,
-            redaction.keep_headers,
-        )
-        object.__setattr__(remembering, "_answers", {})
-        return remembering
-
-    def _remembered(self, kind: str, name: str, ask: Callable[[str], bool]) -> bool:
-        key = (kind, name)
-        answer = self._answers.get(key)
-        if answer is None:
-            answer = ask(name)
-            if len(self._answers) < REMEMBERED_NAMES:
-                self._answers[key] = answer
-        return answer
-
-    def secret_header(self, name: str) -> bool:
-        return self._remembered("header", name, super().secret_header)
-
-    def secret_cookie(self, name: str) -> bool:
-        return self._remembered("cookie", name, super().secret_cookie)
-
-    def secret_param(self, name: str) -> bool:
-        return self._remembered("param", name, super().secret_param)
-
-    def secret_field(self, name: str) -> bool:
-        return self._remembered("field", name, super().secret_field)
 
 
 class Unrecordable(Exception):

@@ -32,7 +32,7 @@ from typing import Any
 
 from pytest_soak.errors import SoakError
 from pytest_soak.record.capture import Body, Capture, RawHeaders
-from pytest_soak.record.lines import RememberingRedaction, record_line
+from pytest_soak.record.lines import record_line
 from pytest_soak.record.rotation import RotatingFile
 from pytest_soak.record.sampling import Sampler
 from pytest_soak.traffic.redaction import DEFAULT_REDACTION, Redaction
@@ -97,7 +97,6 @@ class Recorder:
                 "Redaction.of(headers=[...], cookies=[...], query=[...], fields=[...])"
             )
         self.redaction = redaction
-        self._rule = RememberingRedaction.of_rule(redaction)  # the writer thread's
         self.max_body = int(parse_size(max_body, name="max_body"))
         self.max_bytes = int(parse_size(max_bytes, name="max_bytes"))
         if self.max_bytes < 1024:
@@ -279,7 +278,7 @@ class Recorder:
 
     def _record(self, capture: Capture) -> None:
         try:
-            line = record_line(capture, self._rule)
+            line = record_line(capture, self.redaction)
         except Exception as exc:
             self.fail(exc)
             return
