@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_soak.analysis import PhaseSummary
-from pytest_soak.baselines.record import Baseline
+from pytest_soak.baselines.record import LATENCY_PERCENTILES, Baseline
 from pytest_soak.thresholds import LatencyTolerance
 from pytest_soak.units import DEFAULT_TOLERANCE, Tolerance, format_bytes, format_ms
 
@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 #: Percentiles compared with the baseline, phase by phase.
-LATENCY_PERCENTILES = ("p50", "p95", "p99")
 #: A phase with fewer requests than this (in the run or the baseline) is not compared: its p99
 #: is its slowest request or two, noise.
 MIN_LATENCY_REQUESTS = 20

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_soak.baselines.environment import Environment
-from pytest_soak.baselines.record import Baseline, PhaseRecord
+from pytest_soak.baselines.record import PHASE_LATENCY_KEYS, Baseline, PhaseRecord
 from pytest_soak.errors import BaselineError
 
 FORMAT_VERSION = 1
@@ -161,14 +161,14 @@ class Reader:
         for i, raw in enumerate(phases_raw):
             here = [*at, "phases", i]
             phase = self.obj(
-                raw, here, ("name", "requests", "floor_growth", "floor"), _PHASE_LATENCY_KEYS
+                raw, here, ("name", "requests", "floor_growth", "floor"), PHASE_LATENCY_KEYS
             )
             floor = phase["floor"]
             latency = {
                 key: None
                 if phase.get(key) is None
                 else self.number(phase[key], [*here, key], minimum=0)
-                for key in _PHASE_LATENCY_KEYS
+                for key in PHASE_LATENCY_KEYS
             }
             phases.append(
                 PhaseRecord(
@@ -204,8 +204,6 @@ class Reader:
 
 
 _ENV_KEYS = tuple(f.name for f in fields(Environment))
-#: A phase's latency percentiles (seconds) and error rate: optional (files recorded before them).
-_PHASE_LATENCY_KEYS = ("p50", "p95", "p99", "error_rate")
 _ENTRY_KEYS = (
     "environment",
     "metric",

@@ -36,6 +36,12 @@ class PhaseRecord:
     error_rate: float | None = None
 
 
+#: The latency percentiles a phase records and compares (seconds), and with its error rate
+#: the optional latency keys of a phase in a baseline file.
+LATENCY_PERCENTILES = ("p50", "p95", "p99")
+PHASE_LATENCY_KEYS = (*LATENCY_PERCENTILES, "error_rate")
+
+
 @dataclass(frozen=True)
 class Baseline:
     """One test in one environment. Figures are in the judged metric's unit (bytes, or blocks
@@ -114,12 +120,11 @@ def _latency(phase: PhaseSummary) -> dict[str, float | None]:
     ``latency_tolerance``); none for a phase without requests."""
     if not phase.requests:
         return {}
-    return {
-        "p50": float(phase.p50),
-        "p95": float(phase.p95),
-        "p99": float(phase.p99),
-        "error_rate": phase.errors / phase.requests,
+    latency: dict[str, float | None] = {
+        name: float(getattr(phase, name)) for name in LATENCY_PERCENTILES
     }
+    latency["error_rate"] = phase.errors / phase.requests
+    return latency
 
 
 def _phase_floor(result: SoakResult, phase: int, metric: str) -> float | None:

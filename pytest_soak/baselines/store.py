@@ -17,7 +17,7 @@ from typing import Any
 
 from pytest_soak.baselines.environment import Environment
 from pytest_soak.baselines.reader import FORMAT_VERSION, Reader, read_baselines
-from pytest_soak.baselines.record import Baseline
+from pytest_soak.baselines.record import PHASE_LATENCY_KEYS, Baseline
 from pytest_soak.errors import BaselineError
 from pytest_soak.files import write_atomic
 
@@ -104,7 +104,7 @@ def _entry(b: Baseline) -> dict[str, Any]:
                 "floor": None if p.floor is None else _to_whole(p.floor),
                 **{
                     key: getattr(p, key)
-                    for key in ("p50", "p95", "p99", "error_rate")
+                    for key in PHASE_LATENCY_KEYS
                     if getattr(p, key) is not None
                 },
             }
