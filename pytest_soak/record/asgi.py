@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from pytest_soak.record.capture import Capture
+from pytest_soak.record.capture import PATH_SAFE, Capture
 from pytest_soak.record.recorder import Recorder, recorder_of
 
 Scope = MutableMapping[str, Any]
@@ -26,7 +26,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_PATH_SAFE = "/:@!$&'()*+,;=~"
 _STREAM_MESSAGES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 _SHUTDOWN_ANSWERS = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 
@@ -67,7 +66,7 @@ class RecordingMiddleware:
             if offset is None:
                 return None
             raw = scope.get("raw_path")
-            target = raw.decode("latin-1") if raw else quote(path, safe=_PATH_SAFE)
+            target = raw.decode("latin-1") if raw else quote(path, safe=PATH_SAFE)
             query = scope.get("query_string")
             if query:
                 target = f"{target}?{query.decode('latin-1')}"
@@ -105,7 +104,7 @@ class RecordingMiddleware:
             await self.app(scope, receive_recorded, send_recorded)
         except BaseException as exc:
             if not capture.submitted:
-                capture.error = f"the app raised {type(exc).__name__}"
+                capture.app_raised(exc)
             raise
         finally:
             recorder.submit(capture)  # a no-op when the response already handed it over

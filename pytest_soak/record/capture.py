@@ -33,6 +33,10 @@ class Body:
         return self.size > len(self.data)
 
 
+#: Characters a recorded path keeps as they are when the middlewares percent-encode it.
+PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
 @dataclass(slots=True)
 class Capture:
     """One sampled request and what the app answered, as far as it got.
@@ -58,6 +62,10 @@ class Capture:
     submitted: bool = False
     #: The body pieces seen so far (a second non-empty piece makes the response a stream).
     pieces: int = 0
+
+    def app_raised(self, exc: BaseException) -> None:
+        """The app raised before its response ended: said in the record's ``_error``."""
+        self.error = f"the app raised {type(exc).__name__}"
 
     def response_piece(self, chunk: bytes) -> bool:
         """Count one piece of the response body; True when it makes the response a stream."""

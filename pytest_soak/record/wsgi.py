@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from pytest_soak.record.capture import Capture
+from pytest_soak.record.capture import PATH_SAFE, Capture
 from pytest_soak.record.recorder import Recorder, recorder_of
 
 Environ = dict[str, Any]
@@ -29,7 +29,6 @@ Write = Callable[[bytes], object]
 StartResponse = Callable[..., Write]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-_PATH_SAFE = "/:@!$&'()*+,;=~"
 _READ_PIECE = 65536
 
 
@@ -78,7 +77,7 @@ class WSGIRecordingMiddleware:
             result = self.app(environ, start_recorded)
         except BaseException as exc:
             if not capture.submitted:
-                capture.error = f"the app raised {type(exc).__name__}"
+                capture.app_raised(exc)
             recorder.submit(capture)
             raise
         try:
@@ -120,7 +119,7 @@ def _target(environ: Environ, path: str) -> str:
         if isinstance(raw, str) and raw.startswith("/"):
             return raw
     # PEP 3333: PATH_INFO is the decoded path's bytes as latin-1 text
-    target = quote(path.encode("latin-1"), safe=_PATH_SAFE) or "/"
+    target = quote(path.encode("latin-1"), safe=PATH_SAFE) or "/"
     query = environ.get("QUERY_STRING")
     return f"{target}?{query}" if query else target
 
@@ -254,7 +253,7 @@ class _RecordedIterable:
             raise
         except BaseException as exc:
             if not self._capture.submitted:
-                self._capture.error = f"the app raised {type(exc).__name__}"
+                self._capture.app_raised(exc)
             self._recorder.submit(self._capture)
             raise
         _piece(self._recorder, self._capture, chunk)
