@@ -18,8 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_soak.driver.histogram import LatencyHistogram
-from pytest_soak.driver.records import PhaseStats
+from pytest_soak.driver.records import PhaseStats, merged_latency
 from pytest_soak.thresholds import FIGURES, Threshold, format_value
 
 PASS_MARK = "✓"
@@ -113,9 +112,7 @@ def observe(figure: str, phases: Sequence[PhaseStats]) -> tuple[float | None, in
     unsent = sum(p.unsent for p in phases)
     spec = FIGURES[figure]
     if spec.kind == "latency":
-        merged = LatencyHistogram()
-        for phase in phases:
-            merged.merge(phase.latency)
+        merged = merged_latency(phases)
         assert spec.percentile is not None
         return (merged.percentile(spec.percentile) if merged.count else None), merged.count
     if figure == "errors":

@@ -4,7 +4,7 @@ which the load was paused (nothing in flight) so memory floors could be read."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +222,13 @@ class Run:
         return sum(p.unsent for p in self.phases)
 
     def latency(self) -> LatencyHistogram:
-        total = LatencyHistogram()
-        for phase in self.phases:
-            total.merge(phase.latency)
-        return total
+        return merged_latency(self.phases)
+
+
+def merged_latency(phases: Iterable[PhaseStats]) -> LatencyHistogram:
+    """The latency of ``phases`` together: their histograms merged (never percentiles
+    averaged)."""
+    total = LatencyHistogram()
+    for phase in phases:
+        total.merge(phase.latency)
+    return total
