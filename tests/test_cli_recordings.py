@@ -114,6 +114,10 @@ def test_convert_filters_samples_and_redacts_into_native_jsonl(
     assert said[0] == f"wrote 10 of 40 exchanges to {out}"
     assert said[1].startswith("not redacted: 10 exchanges hold secrets")
     assert SECRET in out.read_text()  # as asked: converted, not redacted
+    assert main(["convert", str(recording), "-o", str(out), "--include", "/login", "--redact"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said == [f"wrote 10 of 40 exchanges to {out}", "redacted: 10 exchanges had secrets"]
+    assert SECRET not in out.read_text() and len(load_traffic(out)) == 10
     assert main(["convert", str(recording), "-o", str(out), "--exclude", "/login", "--redact",
                  "--sample", "50%", "--seed", "3"]) == 0  # fmt: skip
     said = capsys.readouterr().out.splitlines()
