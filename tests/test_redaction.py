@@ -98,3 +98,9 @@ def test_a_secret_value_never_survives_under_a_secret_name(secret: str, name: st
     )
     clean = redact_exchange(exchange, Redaction.of(keep_headers=["cookie", "set-cookie"]))
     assert secret not in repr(clean)
+
+
+def test_a_target_that_starts_with_two_slashes_keeps_its_path() -> None:
+    """``//prod/x`` is a path on the soak target (model.py): only the query value changes."""
+    clean = redact_exchange(_exchange(target="//prod/x?token=t-1&page=2"))
+    assert clean.target == f"//prod/x?token={REDACTED}&page=2"

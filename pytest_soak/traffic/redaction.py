@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -131,10 +131,11 @@ def redact_exchange(
     response: its Set-Cookie and body fields). ``response=False`` keeps the recorded response's
     status only."""
     target = exchange.target
-    if exchange.query:
-        target = f"{exchange.path}?{_redact_form(exchange.query, redaction.secret_param)}"
-        if target == f"{exchange.path}?{exchange.query}":
-            target = exchange.target  # nothing secret: the recorded spelling stays
+    path, mark, query = target.partition("?")
+    if query:
+        cleaned = _redact_form(query, redaction.secret_param)
+        if cleaned is not query:  # something secret; else the recorded spelling stays
+            target = f"{path}{mark}{cleaned}"
     recorded = exchange.response
     kept: RecordedResponse | None = None
     if recorded is not None:
@@ -209,7 +210,7 @@ def _redact_cookies(value: str, redaction: Redaction) -> str:
     return ";".join(parts)
 
 
-def _redact_form(text: str, secret: Any) -> str:
+def _redact_form(text: str, secret: Callable[[str], bool]) -> str:
     pairs = parse_qsl(text, keep_blank_values=True)
     if not any(secret(k) for k, _ in pairs):
         return text
