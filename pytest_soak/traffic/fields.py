@@ -62,3 +62,20 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     if not rest.startswith("/"):
         rest = "/" + rest
     return scheme.lower(), host, rest
+
+
+def host_and_target(url: str) -> tuple[str | None, str]:
+    """``(host, target)`` of a request URL that is a path or an absolute http(s) URL.
+
+    ``host`` is ``None`` for a path (``/cart?id=1``, returned as it is). Raises ``ValueError``
+    for anything else; each parser words its own message.
+    """
+    if is_target(url):
+        return None, url
+    try:
+        scheme, host, target = split_url(url)
+    except ValueError:
+        scheme, host, target = "", None, ""
+    if scheme not in ("http", "https") or not host or not is_target(target):
+        raise ValueError(f"{url!r} is neither a path nor an absolute http(s) URL")
+    return host, target

@@ -28,12 +28,11 @@ import msgspec
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
+    host_and_target,
     is_header_value,
-    is_target,
     is_token,
     json_kind,
     quote,
-    split_url,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
 
@@ -149,17 +148,12 @@ def _exchange(fields: dict[str, object], source: str, shared: Shared) -> Exchang
 
 
 def _url(url: str) -> tuple[str | None, str]:
-    if is_target(url):
-        return None, url
     try:
-        scheme, host, target = split_url(url)
+        return host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
         raise _Invalid(
             f"'url' {quote(url)} is neither a path ('/cart?id=1') nor an absolute http(s) URL"
-        )
-    return host, target
+        ) from None
 
 
 def _offset(value: object) -> float:

@@ -43,7 +43,7 @@ import re
 from pathlib import Path
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.fields import is_header_value, is_target, is_token, quote, split_url
+from pytest_soak.traffic.fields import host_and_target, is_header_value, is_token, quote
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 from pytest_soak.traffic.rrpair import OUTBOUND, no_inbound
 from pytest_soak.traffic.timestamps import iso8601
@@ -222,14 +222,12 @@ def _request_line(line: str) -> tuple[str, str | None, str]:
             "('GET http://localhost:8080/search?q=1 HTTP/1.1')"
         )
     method, url, _ = parts
-    if is_target(url):
-        return method, None, url
     try:
-        scheme, host, target = split_url(url)
+        host, target = host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
-        raise _Invalid(f"### REQUEST ###: URL {quote(url)} is neither a path nor an http(s) URL")
+        raise _Invalid(
+            f"### REQUEST ###: URL {quote(url)} is neither a path nor an http(s) URL"
+        ) from None
     return method, host, target
 
 

@@ -27,12 +27,11 @@ import re
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
+    host_and_target,
     is_header_value,
-    is_target,
     is_token,
     json_kind,
     quote,
-    split_url,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 from pytest_soak.traffic.timestamps import iso8601
@@ -171,17 +170,12 @@ def _tag(item: dict[str, object], name: str) -> str | None:
 
 
 def _target(url: str, field: str) -> tuple[str | None, str]:
-    if is_target(url):
-        return None, url
     try:
-        scheme, host, target = split_url(url)
+        return host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
         raise _Invalid(
             f"'{field}' {quote(url)} is neither a path ('/cart?id=1') nor an absolute http(s) URL"
-        )
-    return host, target
+        ) from None
 
 
 def _headers(value: object, field: str) -> tuple[dict[str, str], Headers]:
