@@ -1,10 +1,12 @@
 """Checks and message helpers the traffic parsers share: HTTP tokens, header values, request
-targets, URL splitting, and how to name a bad JSON value in an error."""
+targets, URL splitting, a file's lines, and how to name a bad JSON value in an error."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+_BOM = b"\xef\xbb\xbf"
 _ABSOLUTE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?([^#]*)(?:#.*)?", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(r"/[^\x00-\x20\x7f#\ud800-\udfff]*")
@@ -33,6 +35,15 @@ def is_header_value(text: str) -> bool:
 def is_target(text: str) -> bool:
     """Whether ``text`` is an origin-form request target: ``/path?query``, no spaces or ``#``."""
     return _TARGET.fullmatch(text) is not None
+
+
+def lines(data: bytes) -> Iterator[bytes]:
+    """``data.split(b"\\n")`` after a UTF-8 BOM, one line at a time (a big file is not copied)."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    while (end := data.find(b"\n", start)) >= 0:
+        yield data[start:end]
+        start = end + 1
+    yield data[start:]
 
 
 def json_kind(value: object) -> str:

@@ -21,7 +21,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 import msgspec
@@ -32,6 +32,7 @@ from pytest_soak.traffic.fields import (
     is_header_value,
     is_token,
     json_kind,
+    lines,
     quote,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
@@ -67,7 +68,7 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     shared = Shared()
     exchanges: list[Exchange] = []
     timed: tuple[int, bool] | None = None  # (line, has an offset) of the first exchange
-    for number, raw in enumerate(_lines(data), start=1):
+    for number, raw in enumerate(lines(data), start=1):
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
@@ -87,15 +88,6 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
             )
         exchanges.append(exchange)
     return exchanges, []
-
-
-def _lines(data: bytes) -> Iterator[bytes]:
-    """``data.split(b"\\n")`` after a BOM, one line at a time (a big file is not copied)."""
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    while (end := data.find(b"\n", start)) >= 0:
-        yield data[start:end]
-        start = end + 1
-    yield data[start:]
 
 
 def dumps(exchanges: Iterable[Exchange]) -> str:

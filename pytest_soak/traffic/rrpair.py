@@ -31,6 +31,7 @@ from pytest_soak.traffic.fields import (
     is_header_value,
     is_token,
     json_kind,
+    lines,
     quote,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
@@ -66,7 +67,7 @@ def sniff(head: bytes) -> bool:
 def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     exchanges: list[Exchange] = []  # offsets: seconds since the epoch (loading rebases them)
     skipped: list[Skipped] = []
-    for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
+    for number, raw in enumerate(lines(data), start=1):
         if not raw.strip():
             continue
         source = f"line {number}"
