@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -206,10 +207,4 @@ class Traffic(Sequence[Exchange]):
         return self.where(keep)
 
     def _derive(self, exchanges: tuple[Exchange, ...]) -> Traffic:
-        return Traffic(
-            exchanges,
-            path=self.path,
-            format=self.format,
-            skipped=self.skipped,
-            missing=self.missing,
-        )
+        return dataclasses.replace(self, exchanges=exchanges)
