@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples"
@@ -20,6 +23,50 @@ def item_traffic_lines(ids: int, total: int | None = None, *, gap: float = 0.01)
         for n in range(total)
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+@st.composite
+def mutations(
+    draw: st.DrawFn,
+    original: bytes,
+    snippets: Sequence[bytes],
+    *,
+    edits: int = 4,
+    cut: int = 40,
+    inserted: tuple[int, int] = (1, 12),
+    truncate: bool = True,
+) -> bytes:
+    """``original`` with 1 to ``edits`` edits: a byte flipped, up to ``cut`` bytes deleted, bytes
+    (``inserted`` is the min and max size) or one of ``snippets`` inserted, and (``truncate``)
+    the rest cut off. A flip past the end does what the last action does: cut nothing, or insert.
+    """
+    data = bytearray(original)
+    actions = ["flip", "delete", "insert", "truncate"] if truncate else ["flip", "delete", "insert"]
+    for _ in range(draw(st.integers(1, edits))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(actions))
+        if action == "flip" and at < len(data):
+            data[at] = draw(st.integers(0, 255))
+        elif action == "delete":
+            del data[at : at + draw(st.integers(1, cut))]
+        elif action == "truncate" or (action == "flip" and truncate):
+            del data[at:]
+        else:
+            low, high = inserted
+            data[at:at] = draw(st.binary(min_size=low, max_size=high) | st.sampled_from(snippets))
+    return bytes(data)
+
+
+def node_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """The path (keys and indexes) of every node of a decoded JSON tree, the root ``()`` first."""
+    found = [path]
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found += node_paths(child, (*path, key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += node_paths(child, (*path, index))
+    return found
 
 
 def copy_test_services(folder: Path) -> None:

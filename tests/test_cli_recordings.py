@@ -10,10 +10,8 @@ import pytest
 
 from pytest_soak.cli import main
 from pytest_soak.traffic import load_traffic
-from tests.helpers import ROOT
 
 SECRET = "tok-7d1e-secret"
-SAMPLES = ROOT.parent / "shared" / "samples"
 
 
 def _recording(path: Path) -> Path:
@@ -95,10 +93,10 @@ def test_inspect_lists_skipped_entries_by_reason(
     assert len(out) == at + 3
 
 
-def test_inspect_reads_a_real_goreplay_capture(capsys: pytest.CaptureFixture[str]) -> None:
-    sample = SAMPLES / "gor" / "ecommerce-workshop-requests_0.gor"
-    if not sample.exists():
-        pytest.skip(f"the shared samples are not here ({SAMPLES})")
+def test_inspect_reads_a_real_goreplay_capture(
+    samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = samples / "gor" / "ecommerce-workshop-requests_0.gor"
     assert main(["inspect", str(sample)]) == 0
     out = capsys.readouterr().out
     assert f"{sample}: goreplay, 101 exchanges, 0 skipped; 8m39s from" in out

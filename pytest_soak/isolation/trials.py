@@ -256,11 +256,10 @@ class Trials:
         if now + settings.duration + self.overhead > self.deadline:
             raise Exhausted(f"time limit of {self.time_limit:.0f}s")
         swap = replaced or {}
-        subset = Traffic(
-            tuple(swap.get(i, self.cycle[i]) for i in chosen),
-            path=self.traffic.path,
-            format=self.traffic.format,
-            missing=self.traffic.missing,
+        subset = dataclasses.replace(
+            self.traffic,
+            exchanges=tuple(swap.get(i, self.cycle[i]) for i in chosen),
+            skipped=(),
         )
         number = self.count + 1
         try:

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.fields import is_header_value, is_target, is_token, quote, split_url
+from pytest_soak.traffic.fields import host_and_target, is_header_value, is_token, lines, quote
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 from pytest_soak.traffic.timestamps import iso8601, log_time
 
@@ -112,7 +112,7 @@ def _first_line(head: bytes) -> str | None:
 def _parse(data: bytes, path: str, read: _Reader) -> tuple[list[Exchange], list[Skipped]]:
     exchanges: list[Exchange] = []  # offsets: seconds since the epoch (loading rebases them)
     skipped: list[Skipped] = []
-    for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
+    for number, raw in enumerate(lines(data), start=1):
         if not raw.strip():
             continue
         source = f"line {number}"
@@ -216,14 +216,12 @@ def _request_line(request: str, escaped: bool) -> tuple[str, str, str | None]:
         raise _Skip(
             f"{_logged(request)}: CONNECT opens a proxy tunnel; it is not a request to replay"
         )
-    if is_target(target):
-        return method, target, None
     try:
-        scheme, host, path = split_url(target)
+        host, path = host_and_target(target)
     except ValueError:
-        scheme, host, path = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(path):
-        raise _Skip(f"request target {quote(target)} is neither a path nor an http(s) URL")
+        raise _Skip(
+            f"request target {quote(target)} is neither a path nor an http(s) URL"
+        ) from None
     return method, path, host
 
 

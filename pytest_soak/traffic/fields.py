@@ -1,10 +1,12 @@
 """Checks and message helpers the traffic parsers share: HTTP tokens, header values, request
-targets, URL splitting, and how to name a bad JSON value in an error."""
+targets, URL splitting, a file's lines, and how to name a bad JSON value in an error."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+_BOM = b"\xef\xbb\xbf"
 _ABSOLUTE_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?([^#]*)(?:#.*)?", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(r"/[^\x00-\x20\x7f#\ud800-\udfff]*")
@@ -35,6 +37,15 @@ def is_target(text: str) -> bool:
     return _TARGET.fullmatch(text) is not None
 
 
+def lines(data: bytes) -> Iterator[bytes]:
+    """``data.split(b"\\n")`` after a UTF-8 BOM, one line at a time (a big file is not copied)."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    while (end := data.find(b"\n", start)) >= 0:
+        yield data[start:end]
+        start = end + 1
+    yield data[start:]
+
+
 def json_kind(value: object) -> str:
     """What a decoded JSON value is, for messages: ``"a string"``, ``"null"``, ``"a list"``…"""
     return _JSON_KINDS.get(type(value), type(value).__name__)
@@ -62,3 +73,20 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     if not rest.startswith("/"):
         rest = "/" + rest
     return scheme.lower(), host, rest
+
+
+def host_and_target(url: str) -> tuple[str | None, str]:
+    """``(host, target)`` of a request URL that is a path or an absolute http(s) URL.
+
+    ``host`` is ``None`` for a path (``/cart?id=1``, returned as it is). Raises ``ValueError``
+    for anything else; each parser words its own message.
+    """
+    if is_target(url):
+        return None, url
+    try:
+        scheme, host, target = split_url(url)
+    except ValueError:
+        scheme, host, target = "", None, ""
+    if scheme not in ("http", "https") or not host or not is_target(target):
+        raise ValueError(f"{url!r} is neither a path nor an absolute http(s) URL")
+    return host, target

@@ -28,7 +28,7 @@ from typing import NamedTuple, TypeVar
 import h11
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.fields import is_target, quote, split_url
+from pytest_soak.traffic.fields import host_and_target, quote
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
 
 LOOKS_LIKE = (
@@ -205,8 +205,13 @@ class _Reader:
             headers = self._headers(head.headers.raw_items())
             method, target = head.method.decode("latin-1"), head.target.decode("latin-1")
             host = next((value for name, value in headers if name.lower() == "host"), None)
-        if not is_target(target):
-            host, target = _absolute(target)
+        try:
+            url_host, target = host_and_target(target)
+        except ValueError:
+            raise _Skip(
+                f"request target {quote(target)} is neither a path nor an http(s) URL"
+            ) from None
+        host = url_host or host
         text = self.shared.text
         return text(method), target, headers, body, host and text(host), source
 
@@ -333,16 +338,6 @@ def _fast_body(data: bytes, start: int, end: int, framing: int) -> bytes | None:
             return None
         chunks.append(data[start : start + size])
         start += size + 2
-
-
-def _absolute(target: str) -> tuple[str, str]:
-    try:
-        scheme, host, path = split_url(target)
-    except ValueError:
-        scheme, host, path = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(path):
-        raise _Skip(f"request target {quote(target)} is neither a path nor an http(s) URL")
-    return host, path
 
 
 def _read(connection: h11.Connection, raw: bytes, kind: type[_Head]) -> tuple[_Head, bytes]:

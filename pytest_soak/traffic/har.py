@@ -41,6 +41,7 @@ from pytest_soak.traffic.fields import (
     split_url,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
+from pytest_soak.traffic.timestamps import zone_of
 
 LOOKS_LIKE = (
     'HAR 1.2 JSON, {"log": {"version": "1.2", "entries": [{"startedDateTime": ..., '
@@ -273,18 +274,10 @@ def _started(value: object) -> datetime:
             int(minute),
             int(second or 0),
             micros,
-            _zone(zone),
+            zone_of(zone),
         )
     except ValueError as exc:
         raise _Invalid(f"startedDateTime {text!r} is not a valid date-time ({exc})") from None
-
-
-def _zone(text: str | None) -> timezone:
-    if text is None or text in ("Z", "z"):
-        return timezone.utc
-    digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-    return timezone(-offset if text[0] == "-" else offset)
 
 
 def _object(value: object, field: str) -> dict[str, object]:
@@ -503,7 +496,7 @@ def _micros(text: str, days: dict[tuple[str, str, str, str | None], int]) -> int
     key = (year, month, day, zone)
     midnight = days.get(key)
     if midnight is None:
-        moment = datetime(int(year), int(month), int(day), tzinfo=_zone(zone))
+        moment = datetime(int(year), int(month), int(day), tzinfo=zone_of(zone))
         midnight = days[key] = (moment - _EPOCH) // _MICROS
     hours, minutes, seconds = int(hour), int(minute), int(second or 0)
     if hours > 23 or minutes > 59 or seconds > 59:

@@ -21,19 +21,19 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 import msgspec
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
+    host_and_target,
     is_header_value,
-    is_target,
     is_token,
     json_kind,
+    lines,
     quote,
-    split_url,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
 
@@ -68,7 +68,7 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     shared = Shared()
     exchanges: list[Exchange] = []
     timed: tuple[int, bool] | None = None  # (line, has an offset) of the first exchange
-    for number, raw in enumerate(_lines(data), start=1):
+    for number, raw in enumerate(lines(data), start=1):
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
@@ -88,15 +88,6 @@ def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
             )
         exchanges.append(exchange)
     return exchanges, []
-
-
-def _lines(data: bytes) -> Iterator[bytes]:
-    """``data.split(b"\\n")`` after a BOM, one line at a time (a big file is not copied)."""
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    while (end := data.find(b"\n", start)) >= 0:
-        yield data[start:end]
-        start = end + 1
-    yield data[start:]
 
 
 def dumps(exchanges: Iterable[Exchange]) -> str:
@@ -149,17 +140,12 @@ def _exchange(fields: dict[str, object], source: str, shared: Shared) -> Exchang
 
 
 def _url(url: str) -> tuple[str | None, str]:
-    if is_target(url):
-        return None, url
     try:
-        scheme, host, target = split_url(url)
+        return host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
         raise _Invalid(
             f"'url' {quote(url)} is neither a path ('/cart?id=1') nor an absolute http(s) URL"
-        )
-    return host, target
+        ) from None
 
 
 def _offset(value: object) -> float:

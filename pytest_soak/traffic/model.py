@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -81,10 +82,11 @@ class Shared:
 
     A recording repeats a few thousand header names and values (``Accept``, user agents, the
     cookies of a session, methods, hosts) hundreds of thousands of times, and a decoder hands
-    out a new copy of each. The parsers and the cache build exchanges through one ``Shared``,
-    so equal ``(name, value)`` pairs are one tuple and equal names one string; it is dropped
-    with the parser, unlike ``sys.intern``'s table. Only a pair it has not seen before needs
-    checking, which is why ``pair`` returns ``None`` for one.
+    out a new copy of each. The JSONL, HAR and GoReplay parsers build exchanges through one
+    ``Shared`` (the cache shares equal pairs through its own table of them), so equal
+    ``(name, value)`` pairs are one tuple and equal names one string; it is dropped with the
+    parser, unlike ``sys.intern``'s table. Only a pair it has not seen before needs checking:
+    ``pairs.get`` gives ``None`` for one, and the parser checks it before ``add``.
     """
 
     __slots__ = ("names", "pairs", "strings")
@@ -206,10 +208,4 @@ class Traffic(Sequence[Exchange]):
         return self.where(keep)
 
     def _derive(self, exchanges: tuple[Exchange, ...]) -> Traffic:
-        return Traffic(
-            exchanges,
-            path=self.path,
-            format=self.format,
-            skipped=self.skipped,
-            missing=self.missing,
-        )
+        return dataclasses.replace(self, exchanges=exchanges)

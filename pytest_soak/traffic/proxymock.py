@@ -43,7 +43,7 @@ import re
 from pathlib import Path
 
 from pytest_soak.errors import TrafficFormatError
-from pytest_soak.traffic.fields import is_header_value, is_target, is_token, quote, split_url
+from pytest_soak.traffic.fields import host_and_target, is_header_value, is_token, quote
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 from pytest_soak.traffic.rrpair import OUTBOUND, no_inbound
 from pytest_soak.traffic.timestamps import iso8601
@@ -174,7 +174,7 @@ def _pair(data: bytes, source: str) -> Exchange:
             f"### METADATA ###: direction {quote(direction)} is neither IN (a request the service "
             "received) nor OUT (a call it made)"
         )
-    head, body = _head_and_body(found["REQUEST"])
+    head, body = head_and_body(found["REQUEST"])
     request_line, headers = _head(head, "REQUEST")
     method, url_host, target = _request_line(request_line)
     if "decoded=true" in meta.get("tags", "").replace(" ", "").split(","):
@@ -196,8 +196,16 @@ def _pair(data: bytes, source: str) -> Exchange:
     )
 
 
-def _head_and_body(blocks: list[str]) -> tuple[str, str]:
+def head_and_body(blocks: list[str]) -> tuple[str, str]:
+    """A section's head block and its body block (``""`` when it has none)."""
     return blocks[0], blocks[1] if len(blocks) > 1 else ""
+
+
+def header_field(line: str) -> tuple[str, str] | None:
+    """``(name, value)`` of a ``Name: value`` head line, stripped, with ``\\,`` read as a comma;
+    ``None`` for a line without a colon."""
+    name, sep, value = line.partition(":")
+    return (name.strip(), value.strip().replace("\\,", ",")) if sep else None
 
 
 def _head(block: str, section: str) -> tuple[str, Headers]:
@@ -206,11 +214,10 @@ def _head(block: str, section: str) -> tuple[str, Headers]:
     for line in lines:
         if not line.strip():
             continue
-        name, sep, value = line.partition(":")
-        text = value.strip().replace("\\,", ",")
-        if not sep or not is_token(name.strip()) or not is_header_value(text):
+        field = header_field(line)
+        if field is None or not is_token(field[0]) or not is_header_value(field[1]):
             raise _Invalid(f"### {section} ###: header line {quote(line)} is not 'Name: value'")
-        headers.append((name.strip(), text))
+        headers.append(field)
     return start.strip(), tuple(headers)
 
 
@@ -222,21 +229,19 @@ def _request_line(line: str) -> tuple[str, str | None, str]:
             "('GET http://localhost:8080/search?q=1 HTTP/1.1')"
         )
     method, url, _ = parts
-    if is_target(url):
-        return method, None, url
     try:
-        scheme, host, target = split_url(url)
+        host, target = host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
-        raise _Invalid(f"### REQUEST ###: URL {quote(url)} is neither a path nor an http(s) URL")
+        raise _Invalid(
+            f"### REQUEST ###: URL {quote(url)} is neither a path nor an http(s) URL"
+        ) from None
     return method, host, target
 
 
 def _response(blocks: list[str] | None) -> RecordedResponse | None:
     if not blocks:
         return None
-    head, body = _head_and_body(blocks)
+    head, body = head_and_body(blocks)
     status_line, headers = _head(head, "RESPONSE")
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None or int(match.group(1)) < 100:

@@ -27,12 +27,12 @@ import re
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import (
+    host_and_target,
     is_header_value,
-    is_target,
     is_token,
     json_kind,
+    lines,
     quote,
-    split_url,
 )
 from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped
 from pytest_soak.traffic.timestamps import iso8601
@@ -67,7 +67,7 @@ def sniff(head: bytes) -> bool:
 def parse(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]]:
     exchanges: list[Exchange] = []  # offsets: seconds since the epoch (loading rebases them)
     skipped: list[Skipped] = []
-    for number, raw in enumerate(data.removeprefix(_BOM).split(b"\n"), start=1):
+    for number, raw in enumerate(lines(data), start=1):
         if not raw.strip():
             continue
         source = f"line {number}"
@@ -171,17 +171,12 @@ def _tag(item: dict[str, object], name: str) -> str | None:
 
 
 def _target(url: str, field: str) -> tuple[str | None, str]:
-    if is_target(url):
-        return None, url
     try:
-        scheme, host, target = split_url(url)
+        return host_and_target(url)
     except ValueError:
-        scheme, host, target = "", None, ""
-    if scheme not in ("http", "https") or not host or not is_target(target):
         raise _Invalid(
             f"'{field}' {quote(url)} is neither a path ('/cart?id=1') nor an absolute http(s) URL"
-        )
-    return host, target
+        ) from None
 
 
 def _headers(value: object, field: str) -> tuple[dict[str, str], Headers]:

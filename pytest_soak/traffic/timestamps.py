@@ -57,7 +57,7 @@ def _seconds(fields: tuple[int, int, int, int, int, int], fraction: str | None,
              zone: str | None) -> float | None:  # fmt: skip
     year, month, day, hour, minute, second = fields
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=_zone(zone))
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=zone_of(zone))
         seconds = moment.timestamp()
     except (ValueError, OverflowError):
         return None  # 31 February, hour 25, a zone of a day or more
@@ -65,7 +65,10 @@ def _seconds(fields: tuple[int, int, int, int, int, int], fraction: str | None,
 
 
 @functools.lru_cache(maxsize=64)
-def _zone(text: str | None) -> timezone:
+def zone_of(text: str | None) -> timezone:
+    """The zone of an RFC 3339 offset (``Z``, ``+02:00``, ``-0530``; ``None`` is UTC).
+
+    Raises ``ValueError`` for an offset of a day or more."""
     if text is None or text in ("Z", "z"):
         return timezone.utc
     digits = text[1:].replace(":", "")

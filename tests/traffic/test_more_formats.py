@@ -23,6 +23,7 @@ from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic import FORMATS, access_log, load_traffic, parse_traffic, proxymock, rrpair
 from pytest_soak.traffic.fields import is_header_value
 from pytest_soak.traffic.model import Exchange, RecordedResponse, Skipped, Traffic
+from tests.helpers import mutations, node_paths
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traffic"
 RRPAIR = DATA / "rrpair-shop.jsonl"
@@ -506,26 +507,9 @@ SNIPPETS = [
 ]  # fmt: skip
 
 
-@st.composite
-def mutations(draw: st.DrawFn, original: bytes) -> bytes:
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if action == "flip" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 40))]
-        elif action == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=12) | st.sampled_from(SNIPPETS))
-        else:
-            del data[at:]
-    return bytes(data)
-
-
 def inputs(name: str) -> st.SearchStrategy[bytes]:
     """Arbitrary bytes, and the format's fixture mutated or cut."""
-    return st.binary(max_size=400) | mutations(PARSERS[name][1])
+    return st.binary(max_size=400) | mutations(PARSERS[name][1], SNIPPETS)
 
 
 def only_format_errors(name: str, data: bytes) -> None:
@@ -576,17 +560,6 @@ JSON = st.recursive(
     ),
     max_leaves=8,
 )
-
-
-def node_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            found += node_paths(child, (*path, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += node_paths(child, (*path, index))
-    return found
 
 
 PAIR_PATHS = node_paths(json.loads(RRPAIR.read_text().splitlines()[2]))[1:]

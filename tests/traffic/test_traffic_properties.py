@@ -17,6 +17,7 @@ from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic import goreplay, har, jsonl, parse_traffic
 from pytest_soak.traffic.endpoints import EndpointPattern, is_id_like, template_path
 from pytest_soak.traffic.model import Exchange, RecordedResponse, Skipped
+from tests.helpers import mutations, node_paths
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traffic"
 FIXTURES = {name: (DATA / name).read_bytes() for name in ("shop.har", "shop.jsonl", "shop.gor")}
@@ -34,23 +35,6 @@ shapes = settings(max_examples=150, deadline=None)
 def only_format_errors(parse: Callable[[bytes, str], object], data: bytes) -> None:
     with contextlib.suppress(TrafficFormatError):
         parse(data, "fuzz")
-
-
-@st.composite
-def mutations(draw: st.DrawFn, original: bytes) -> bytes:
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if action == "flip" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 40))]
-        elif action == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=12) | st.sampled_from(SNIPPETS))
-        else:
-            del data[at:]
-    return bytes(data)
 
 
 SNIPPETS = [
@@ -80,7 +64,7 @@ def test_arbitrary_bytes_only_raise_format_errors(data: bytes, name: str) -> Non
 def test_mutated_and_truncated_files_only_raise_format_errors(
     data: st.DataObject, name: str
 ) -> None:
-    mutated = data.draw(mutations(FIXTURES[name]))
+    mutated = data.draw(mutations(FIXTURES[name], SNIPPETS))
     only_format_errors(PARSERS[name], mutated)
     only_format_errors(parse_traffic, mutated)
 
@@ -107,17 +91,6 @@ JSON = st.recursive(
     max_leaves=8,
 )
 HAR_TREE = json.loads(FIXTURES["shop.har"])
-
-
-def node_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            found += node_paths(child, (*path, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += node_paths(child, (*path, index))
-    return found
 
 
 HAR_PATHS = node_paths(HAR_TREE)[1:]

@@ -10,7 +10,12 @@ from pathlib import Path
 from pytest_soak.errors import MockDefinitionError
 from pytest_soak.mocks.recorded.grouping import Recording, Skips, read_bytes
 from pytest_soak.traffic.fields import is_target, split_url
-from pytest_soak.traffic.proxymock import parse_metadata, split_sections
+from pytest_soak.traffic.proxymock import (
+    head_and_body,
+    header_field,
+    parse_metadata,
+    split_sections,
+)
 
 LOOKS_LIKE = "proxymock .md"
 FOLDER_LOOKS_LIKE = "proxymock recordings (*.md)"
@@ -89,16 +94,12 @@ def _proxymock_pair(text: str, label: str, skips: Skips) -> tuple[str, Recording
 def _head_and_body(blocks: list[str], label: str, section: str) -> tuple[str, str]:
     if not blocks:
         raise MockDefinitionError(f"{label}: ### {section} ### has no ``` block")
-    return blocks[0], blocks[1] if len(blocks) > 1 else ""
+    return head_and_body(blocks)
 
 
 def _header_lines(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    headers = []
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep and name.strip():
-            headers.append((name.strip(), value.strip().replace("\\,", ",")))
-    return tuple(headers)
+    fields = map(header_field, lines)
+    return tuple(field for field in fields if field is not None and field[0])
 
 
 def _duration_ms(text: str) -> float | None:
