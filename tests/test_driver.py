@@ -139,6 +139,44 @@ def test_every_cycle_replays_the_same_requests_shaped_by_the_whole_profile() -> 
     assert second == pytest.approx(arrivals[: plan.size])
 
 
+def _pause_app(blocking: bool):  # type: ignore[no-untyped-def]
+    """An ASGI app that takes 40 ms an answer: awaiting (a slow service) or blocking the event
+    loop it shares with the driver (a stalled harness)."""
+    import asyncio
+    import time
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        if blocking:
+            time.sleep(0.04)
+        else:
+            await asyncio.sleep(0.04)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def test_send_lag_is_the_harness_own_lateness_not_a_wait_for_a_slot() -> None:
+    """A slow service with one concurrency slot makes requests wait for it (late, but the
+    driver was on time: no send lag); a stalled loop makes the driver itself late."""
+    settings = resolve(
+        {"profile": "constant", "peak_rps": 50, "concurrency": 1},
+        mode="quick",
+        duration_override=3.0,
+    )
+    slow = run_soak(_pause_app(blocking=False), _items(50), settings, check=False).run.phases[0]
+    assert slow.capped > slow.sent // 2 and slow.lateness.percentile(99) > 0.5
+    assert slow.lag.percentile(50) < 0.02 and slow.lag.count == slow.sent
+    stalled = run_soak(
+        _pause_app(blocking=True), _items(50), _constant(50, 3.0), check=False
+    ).run.phases[0]
+    # 40 ms blocked per request at 20 ms apart: the driver wakes later and later
+    assert stalled.lag.percentile(50) > 0.1
+    assert stalled.lag.percentile(99) <= stalled.lateness.percentile(99) * 1.02
+
+
 @pytest.mark.parametrize(("leak", "verdict"), [(0, "ok"), (4096, "leak")])
 def test_wsgi_apps_are_driven_in_process(leak: int, verdict: str) -> None:
     from tests.apps.services import wsgi_app

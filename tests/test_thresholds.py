@@ -462,10 +462,13 @@ def test_latency_tolerance_on_the_marker_opts_in_and_a_bad_one_names_itself() ->
     assert tolerance("20% + 5ms") == LatencyTolerance(0.2, 0.005)
 
 
-def _summary(name: str, requests: int, p50: float, p95: float, p99: float) -> PhaseSummary:
+def _summary(
+    name: str, requests: int, p50: float, p95: float, p99: float, lag: float = 0.0
+) -> PhaseSummary:
     return PhaseSummary(
-        name, requests, 10.0, 10.0, p50, p95, p99, 0, 0, 0, {}, "heap", None, None, None, None, 0.0
-    )
+        name, requests, 10.0, 10.0, p50, p95, p99, 0, 0, 0, {}, "heap", None, None, None, None,
+        0.0, send_lag={"p50": 0.0, "p95": lag / 2, "p99": lag},
+    )  # fmt: skip
 
 
 def _baseline(*phases: PhaseRecord) -> Baseline:
@@ -497,6 +500,32 @@ def test_latency_is_compared_phase_by_phase_with_the_tolerance() -> None:
     assert compare_latency(old, slow, tolerance=tolerance, path="b.json").status == "missing"
 
 
+def test_latency_over_only_by_the_harness_send_lag_is_not_judged() -> None:
+    baseline = _baseline(
+        PhaseRecord("quiet", 100, 0.0, None, 0.002, 0.004, 0.005, 0.0),
+        PhaseRecord("spike", 400, 0.0, None, 0.002, 0.004, 0.006, 0.0),
+    )
+    tolerance = LatencyTolerance.parse("20% + 5ms")  # spike p99 allowed 12.2 ms
+    # spike p99 0.4 s, but the driver itself sent 0.395 s late at p99: over by its lag only
+    stalled = [
+        _summary("quiet", 100, 0.002, 0.004, 0.005),
+        _summary("spike", 400, 0.002, 0.004, 0.4, 0.395),
+    ]
+    late = compare_latency(baseline, stalled, tolerance=tolerance, path="b.json")
+    assert late.status == "late" and not late.over
+    [excused] = late.excused
+    assert (excused["phase"], excused["percentile"], excused["lag"]) == ("spike", "p99", 0.395)
+    assert "latency not judged in 1 of 6 percentiles: spike p99 400ms > 12.2ms allowed" in (
+        late.message
+    )
+    assert "rerun on a quieter machine" in late.message
+    # over by more than its lag: a regression, and the message says how much was lag
+    slow = [_summary("spike", 400, 0.002, 0.004, 0.4, 0.3)]
+    over = compare_latency(baseline, slow, tolerance=tolerance, path="b.json")
+    assert over.status == "over" and [o["percentile"] for o in over.over] == ["p99"]
+    assert "spike p99 400ms > 12.2ms allowed (baseline 6.00ms; 300ms of it" in over.message
+
+
 def test_the_baseline_file_keeps_latency_and_error_rate(tmp_path: Path) -> None:
     store = BaselineFile(tmp_path / "b.json")
     store.put(
@@ -511,21 +540,30 @@ def test_the_baseline_file_keeps_latency_and_error_rate(tmp_path: Path) -> None:
     assert (phase.p50, phase.p95, phase.p99, phase.error_rate) == (0.0021, 0.0046, 0.0123, 0.012)
 
 
-#: A test module whose app is slow (30 ms an answer) when SOAK_SLOW is set.
+#: A test module whose app is slow (30 ms an answer) when SOAK_SLOW is set; with SOAK_STALL
+#: set, the process it shares with the driver stalls for 250 ms every second (a busy machine).
 SLOW_SWITCH_MODULE = textwrap.dedent(
     """
     import asyncio
     import os
+    import time
 
     import pytest
 
     from pytest_soak import Profile
 
     SPIKY = Profile.stages([("30m", 60, "quiet"), ("30m", 200, "spike")])
+    STALLING = []
+
+    def stall():
+        time.sleep(0.25)
+        asyncio.get_running_loop().call_later(1.0, stall)
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
+        if os.environ.get("SOAK_STALL") and not STALLING:
+            STALLING.append(asyncio.get_running_loop().call_later(1.0, stall))
         if os.environ.get("SOAK_SLOW"):
             await asyncio.sleep(0.03)
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -557,3 +595,26 @@ def test_a_slower_service_is_a_regression_against_its_latency_baseline(
     [result] = json.loads((soak_project.path / "soak.json").read_text())["results"]
     assert result["verdict"] == "regression"
     assert result["baseline"]["latency"]["status"] == "over"
+
+
+def test_a_stalled_harness_is_not_called_a_latency_regression(
+    soak_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver stalls with its process (250 ms a second): the requests due meanwhile are
+    sent late and their latency, measured from the intended time, carries that lag. It is not
+    the service's: the test passes, and the summary says which figures were not judged."""
+    soak_project.makepyfile(test_shop=SLOW_SWITCH_MODULE)
+    quick = ("--soak-duration=3s", "-p", "no:cacheprovider")
+    soak_project.runpytest_subprocess(*quick, "--soak-update-baselines").assert_outcomes(passed=1)
+    monkeypatch.setenv("SOAK_STALL", "1")
+    run = soak_project.runpytest_subprocess(*quick, "--soak-json=soak.json")
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(
+        ["*test_shop: baseline: latency not judged in * of 6 percentiles: *spike p99 *ms > *ms "
+         "allowed, but the harness sent *ms late at that percentile*rerun on a quieter machine*"]
+    )  # fmt: skip
+    [result] = json.loads((soak_project.path / "soak.json").read_text())["results"]
+    latency = result["baseline"]["latency"]
+    assert result["verdict"] == "ok" and latency["status"] == "late" and not latency["over"]
+    spike = next(p for p in result["phases"] if p["name"] == "spike")
+    assert spike["send_lag"]["p99"] > 0.1  # the stall, measured as the driver's own lag

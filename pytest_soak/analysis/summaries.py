@@ -40,6 +40,8 @@ class PhaseSummary:
     error_samples: tuple[str, ...] = ()
     lateness_p99: float = 0.0  # seconds from intended to actual send
     rate_accuracy: float | None = None  # achieved / intended send rate over the phase
+    # p50/p95/p99 of the harness's own send lag (``PhaseStats.lag``), seconds
+    send_lag: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,14 @@ def summarize_phases(
     rows = []
     for position, phase in enumerate(run.phases):
         name, parts = phase.name, [phase]
-        latency, lateness = LatencyHistogram(), LatencyHistogram()
+        latency, lateness, lag = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
         statuses: dict[str, int] = {}
         errors: dict[str, int] = {}
         samples: list[str] = []
         for stats in parts:
             latency.merge(stats.latency)
             lateness.merge(stats.lateness)
+            lag.merge(stats.lag)
             for key, count in stats.statuses.items():
                 if count:
                     statuses[key] = statuses.get(key, 0) + count
@@ -108,6 +111,7 @@ def summarize_phases(
                 error_samples=tuple(samples),
                 lateness_p99=lateness.percentile(99),
                 rate_accuracy=statistics.median(accuracies) if accuracies else None,
+                send_lag={f"p{q:g}": lag.percentile(q) for q in (50, 95, 99)},
             )
         )
     return tuple(rows)

@@ -146,7 +146,8 @@ def _apply_latency(
 ) -> None:
     """With ``latency_tolerance`` set, each phase's p50/p95/p99 against the same baseline (the
     same environment key): over baseline + ``latency_tolerance`` is a ``regression`` too (a
-    ``leak`` stays a leak; the reason then says both)."""
+    ``leak`` stays a leak; the reason then says both). Figures over only by the harness's own
+    send lag (status ``late``) fail nothing and are said in the baseline's note."""
     tolerance = settings.latency_tolerance
     if tolerance is None:
         return  # latency not asked for: neither recorded nor compared
@@ -158,8 +159,12 @@ def _apply_latency(
         "tolerance": str(tolerance),
         "compared": latency.compared,
         "over": [dict(o) for o in latency.over],
+        "excused": [dict(o) for o in latency.excused],
         "message": latency.message,
     }
+    if latency.status == "late":
+        # Not a regression and not a pass to keep quiet about: said wherever notes are.
+        info["note"] = "; ".join(filter(None, (info.get("note"), latency.message)))
     if latency.status != "over":
         return
     if result.verdict in ("ok", "suspicious", "inconclusive"):

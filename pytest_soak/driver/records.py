@@ -47,6 +47,10 @@ class PhaseStats:
     error_samples: list[str] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lateness: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Seconds from the intended time to when the driver got round to the request, before any
+    # wait for a concurrency slot: the harness's own lag (a busy machine, a stalled process),
+    # which a slow service does not cause (it shows as slot waits, in ``lateness`` only).
+    lag: LatencyHistogram = field(default_factory=LatencyHistogram)
     # Loop-clock times of the phase's first and last send, intended and actual: the achieved
     # rate over exactly the requests sent, free of where the phase's edges fall.
     first_intended: float = 0.0
@@ -101,6 +105,7 @@ class PhaseStats:
         self.error_samples.extend(other.error_samples[: max(0, room)])
         self.latency.merge(other.latency)
         self.lateness.merge(other.lateness)
+        self.lag.merge(other.lag)
         if other.sent:
             if not self.sent - other.sent:
                 self.first_intended, self.first_sent_at = other.first_intended, other.first_sent_at

@@ -249,6 +249,7 @@ class _Loop:
                 if self.loop.time() - self.start - self.shift > deadline:
                     self._count_unsent(index, arrival, phase)
                     break
+                stats.lag.record(max(0.0, self.loop.time() - intended))
                 if self.slots.locked():
                     stats.capped += 1  # every slot taken: it waits for an answer to free one
                 await self.slots.acquire()
