@@ -22,9 +22,18 @@ __all__ = [
 ]
 
 #: Percentiles compared with the baseline, phase by phase.
-#: A phase with fewer requests than this (in the run or the baseline) is not compared: its p99
-#: is its slowest request or two, noise.
+#: A phase with fewer requests than this (in the run or the baseline) is not compared at all.
 MIN_LATENCY_REQUESTS = 20
+#: A percentile is compared only where at least this many of the phase's requests (in the run
+#: and in the baseline) lie above it: p95 from 100 requests, p99 from 500. Below that it is the
+#: slowest request or two, and one request caught by a stall of the machine would move it.
+MIN_REQUESTS_ABOVE = 5
+
+
+def comparable(percentile: str, requests: int) -> bool:
+    """Whether ``percentile`` (``"p95"``) of ``requests`` rests on enough requests above it."""
+    share_above = 1.0 - float(percentile.removeprefix("p")) / 100.0
+    return requests >= MIN_LATENCY_REQUESTS and requests * share_above >= MIN_REQUESTS_ABOVE
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,8 @@ def compare_latency(
     path: str,
 ) -> LatencyComparison:
     """Phase by phase (by name), each of p50/p95/p99 against ``baseline × (1 + relative) +
-    absolute``; phases with fewer than ``MIN_LATENCY_REQUESTS`` requests on either side are
-    left out.
+    absolute``; a percentile is left out where either side has too few requests above it
+    (``comparable``).
 
     Latency runs from each request's intended send time, so a harness that could not send on
     time (a busy machine, a stalled process) adds its lag to every figure. A figure is a
@@ -144,11 +153,11 @@ def compare_latency(
     compared = 0
     for phase in phases:
         before = recorded.get(phase.name)
-        if before is None or min(before.requests, phase.requests) < MIN_LATENCY_REQUESTS:
+        if before is None:
             continue
         for name in LATENCY_PERCENTILES:
             expected = getattr(before, name)
-            if expected is None:
+            if expected is None or not comparable(name, min(before.requests, phase.requests)):
                 continue
             compared += 1
             observed = float(getattr(phase, name))
@@ -170,9 +179,9 @@ def compare_latency(
         return LatencyComparison(
             "missing",
             0,
-            message=f"latency not compared: the baseline has no latency of a phase with "
-            f"{MIN_LATENCY_REQUESTS} requests or more; re-record it with --soak-update-baselines "
-            f"{where}",
+            message=f"latency not compared: no phase has both a latency in the baseline and "
+            f"{MIN_LATENCY_REQUESTS} requests or more on each side (a baseline recorded before "
+            f"latency was: re-record it with --soak-update-baselines) {where}",
         )
     if over:
         shown = ", ".join(
