@@ -16,7 +16,8 @@ The baseline is recorded once on the fast version (``--soak-update-baselines``);
 a fresh ``python -m pytest -p no:cacheprovider -n 0 --soak-json=...`` subprocess, the fast version
 ``--fast-runs`` times and the slow version ``--slow-runs`` times. Each run's verdict and
 ``baseline.latency`` comparison come from its JSON; the ratios are each compared percentile
-(p50/p95/p99 of every phase with 20 requests or more on both sides, as the comparison takes them)
+(p50/p95/p99 of every phase with enough requests above the percentile on both sides, by the
+comparison's own rule, ``comparable``)
 over its baseline figure, and over what the tolerance allows (above 1.00 fails), from the run's
 exact percentiles (the test writes them beside the JSON, which rounds to the millisecond).
 Exit status 0 always: a measurement.
@@ -42,7 +43,6 @@ from transcript import Transcript
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PERCENTILES = ("p50", "p95", "p99")
-MIN_REQUESTS = 20  # pytest_soak.baselines.comparison.MIN_LATENCY_REQUESTS
 FAILING = ("leak", "regression", "error")
 
 TEST_MODULE = textwrap.dedent(
@@ -168,6 +168,7 @@ def baseline_phases(folder: Path) -> dict[str, dict[str, Any]]:
 def one_run(
     folder: Path, version: str, number: int, args: argparse.Namespace, baseline: dict[str, Any]
 ) -> Outcome:
+    from pytest_soak.baselines.comparison import comparable
     from pytest_soak.thresholds import DEFAULT_LATENCY_TOLERANCE
 
     report = folder / f"{version}-{number}.json"
@@ -185,11 +186,11 @@ def one_run(
     worst_ratio, worst_allowed, compared = (0.0, "-"), (0.0, "-"), 0
     for phase in phases:
         before = baseline.get(phase["name"])
-        if before is None or min(before["requests"], phase["requests"]) < MIN_REQUESTS:
+        if before is None:
             continue
         for name in PERCENTILES:
             expected = before.get(name)
-            if not expected:
+            if not expected or not comparable(name, min(before["requests"], phase["requests"])):
                 continue
             compared += 1
             where = f"{phase['name']} {name} {phase[name] * 1000:.2f}ms vs {expected * 1000:.2f}ms"
@@ -216,12 +217,18 @@ def row(outcome: Outcome) -> str:
             f"{name} {late}, {lateness * 1000:.1f}ms"
             for name, (late, lateness) in outcome.lateness.items()
         )
+    excused = ", ".join(
+        f"{o['phase']} {o['percentile']} {o['observed'] * 1000:.1f}ms > {o['allowed'] * 1000:.1f}ms"
+        f" (send lag {o['lag'] * 1000:.1f}ms)"
+        for o in outcome.latency.get("excused", [])
+    )
     return (
         f"{outcome.version:<4} run {outcome.number:>2}: verdict {outcome.verdict:<12} latency "
         f"{latency:<7} ({outcome.compared} compared)  max run/baseline {outcome.worst_ratio[0]:5.2f}"
         f" ({outcome.worst_ratio[1]})  max run/allowed {outcome.worst_allowed[0]:4.2f}  "
         f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.seconds:.0f}s"
         + (f"\n      over: {over}" if over else "")
+        + (f"\n      not judged, over by the harness's send lag: {excused}" if excused else "")
     )
 
 
