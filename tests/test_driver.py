@@ -167,8 +167,11 @@ def test_send_lag_is_the_harness_own_lateness_not_a_wait_for_a_slot() -> None:
         duration_override=3.0,
     )
     slow = run_soak(_pause_app(blocking=False), _items(50), settings, check=False).run.phases[0]
-    assert slow.capped > slow.sent // 2 and slow.lateness.percentile(99) > 0.5
-    assert slow.lag.percentile(50) < 0.02 and slow.lag.count == slow.sent
+    # 25 answers a second for 50 asked: a backlog of requests waiting for the one slot
+    assert slow.capped > slow.sent // 2 and slow.lateness.percentile(50) > 0.3
+    # ... which is the service's doing: the driver itself got round to each about on time
+    assert slow.lag.percentile(50) < slow.lateness.percentile(50) / 10
+    assert slow.lag.count == slow.sent
     stalled = run_soak(
         _pause_app(blocking=True), _items(50), _constant(50, 3.0), check=False
     ).run.phases[0]

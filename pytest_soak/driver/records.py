@@ -47,9 +47,10 @@ class PhaseStats:
     error_samples: list[str] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lateness: LatencyHistogram = field(default_factory=LatencyHistogram)
-    # Seconds from the intended time to when the driver got round to the request, before any
-    # wait for a concurrency slot: the harness's own lag (a busy machine, a stalled process),
-    # which a slow service does not cause (it shows as slot waits, in ``lateness`` only).
+    # Seconds from the intended time (or the end of the last wait for a concurrency slot, if
+    # later) to when the driver got round to the request, before its own wait for a slot: the
+    # harness's own lag (a busy machine, a stalled process), which a slow service does not
+    # cause (it makes requests wait for slots, which shows in ``lateness`` only).
     lag: LatencyHistogram = field(default_factory=LatencyHistogram)
     # Loop-clock times of the phase's first and last send, intended and actual: the achieved
     # rate over exactly the requests sent, free of where the phase's edges fall.
