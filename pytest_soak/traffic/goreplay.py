@@ -238,8 +238,9 @@ class _Reader:
         head, body = _read(connection, raw, h11.Request)
         headers = self._headers(head.headers.raw_items())
         host = next((value for name, value in headers if name.lower() == "host"), None)
-        method, target = head.method.decode("latin-1"), head.target.decode("latin-1")
-        return self._request(method, target, headers, body, host, number)
+        return self._request(
+            head.method.decode("latin-1"), head.target, headers, body, host, number
+        )
 
     def response(self, data: bytes, start: int, end: int, method: str) -> RecordedResponse:
         """The response in ``data[start:end]`` to a ``method`` request, read by h11."""
@@ -269,8 +270,11 @@ class _Reader:
         if headers is None or body is None:
             return None
         host = headers[lowered.count(b"\r\n", 0, lowered.find(b"\r\nhost:"))][1]
-        text = method.decode("latin-1"), target.decode("latin-1")
-        return self._request(*text, headers, body, host, number)
+        if target[0] != 47 or b"#" in target:  # not "/…": not a path by fields.is_target
+            return self._request(method.decode("latin-1"), target, headers, body, host, number)
+        text = self.shared.text  # a path (the bytes of a plain request line pass is_target)
+        path = target.decode("latin-1")
+        return text(method.decode("latin-1")), path, headers, body, text(host), f"payload {number}"
 
     def fast_response(
         self, data: bytes, start: int, end: int, status: bytes
@@ -298,17 +302,25 @@ class _Reader:
         return None if body is None else RecordedResponse(code, headers, body)
 
     def _request(
-        self, method: str, target: str, headers: Headers, body: bytes, host: str | None, number: int
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        host: str | None,
+        number: int,
     ) -> _Parts:
+        """The request's parts, its host from an absolute-form ``target`` (else ``host``)."""
         try:
-            url_host, target = host_and_target(target)
+            url_host, path = host_and_target(target.decode("latin-1"))
         except ValueError:
             raise _Skip(
-                f"request target {quote(target)} is neither a path nor an http(s) URL"
+                f"request target {quote(target.decode('latin-1'))} is neither a path nor an "
+                "http(s) URL"
             ) from None
         host = url_host or host
         text = self.shared.text
-        return text(method), target, headers, body, host and text(host), f"payload {number}"
+        return text(method), path, headers, body, host and text(host), f"payload {number}"
 
     def _fast_headers(self, lines: bytes) -> Headers | None:
         """Header lines (``\\r\\nName: value…\\r\\n``) as shared pairs, or None if one is
