@@ -45,8 +45,8 @@ _BLANK = re.compile(rb"\s*")
 _REQUEST, _RESPONSE, _REPLAYED = b"1", b"2", b"3"
 _HEADER_SHAPE = "'<type> <id> <timestamp-ns> [latency-ns]'"
 _Head = TypeVar("_Head", h11.Request, h11.Response)
-# method, target, headers, body, host, source
-_Parts = tuple[str, str, Headers, bytes, "str | None", str]
+# timestamp (ns), method, target, headers, body, host, source
+_Parts = tuple[int, str, str, Headers, bytes, "str | None", str]
 
 # A plain head, read without h11: its grammar (h11/_abnf.py) on CRLF lines. A header line is
 # token ":" OWS [field-content] OWS; since field-content is visible characters with single
@@ -106,7 +106,7 @@ def parse_checked(data: bytes, path: str) -> tuple[list[Exchange], list[Skipped]
 def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], list[Skipped]]:
     if data.endswith(SEPARATOR[:-1]):
         data += b"\n"
-    requests: list[tuple[int, _Parts]] = []
+    requests: list[_Parts] = []
     first_by_id: dict[bytes, int] = {}
     # (number, offset, stop, id, read without h11 as the answer to neither HEAD nor CONNECT):
     # matched to requests once every request is known
@@ -120,10 +120,12 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
                 kind, payload_id, timestamp, method, target, status = match.groups()
                 start = match.end() - 2  # at the CRLF that ends the request or status line
                 if kind == _REQUEST and method is not None:
-                    parts = reader.fast_request(data, start, stop, method, target, number)
+                    parts = reader.fast_request(
+                        data, start, stop, method, target, timestamp, number
+                    )
                     if parts is not None:
                         first_by_id.setdefault(payload_id, len(requests))
-                        requests.append((int(timestamp), parts))
+                        requests.append(parts)
                         continue
                 elif kind == _RESPONSE and status is not None:
                     fast = reader.fast_response(data, start, stop, status)
@@ -138,9 +140,9 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             if payload.kind == _RESPONSE:
                 responses.append((number, offset, stop, payload.id, None))
                 continue
-            parts = reader.request(data, payload.start, payload.end, number)
+            parts = reader.request(data, payload.start, payload.end, payload.timestamp, number)
             first_by_id.setdefault(payload.id, len(requests))
-            requests.append((payload.timestamp, parts))
+            requests.append(parts)
         except _Skip as skip:
             skipped.append(Skipped(f"payload {number}", str(skip)))
         except _Invalid as exc:
@@ -152,7 +154,7 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             if index is None or answers[index] is not None:
                 which = "no request" if index is None else "another response"
                 raise _Skip(f"response (type 2) to id {payload_id.decode()} has {which} before")
-            method = requests[index][1][0]
+            method = requests[index][1]
             if fast is None or method in ("HEAD", "CONNECT"):  # h11 frames these by the method
                 payload = cast(_Payload, _payload(data, path, number, offset, stop))
                 fast = reader.response(data, payload.start, stop, method)
@@ -161,10 +163,10 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             skipped.append(Skipped(f"payload {number}", str(skip)))
         except _Invalid as exc:
             raise _error(data, number, offset, path, exc) from None
-    first = min((timestamp for timestamp, _ in requests), default=0)
+    first = min((request[0] for request in requests), default=0)
     return [
         Exchange((t - first) / 1e9, method, target, headers, body, answer, host, source)
-        for (t, (method, target, headers, body, host, source)), answer in zip(
+        for (t, method, target, headers, body, host, source), answer in zip(
             requests, answers, strict=True
         )
     ], skipped
@@ -231,16 +233,15 @@ class _Reader:
         self.lines: dict[bytes, tuple[str, str]] = {}  # a checked header line -> its pair
         self.names: dict[bytes, str] = {}  # a header name as read -> its shared text
 
-    def request(self, data: bytes, start: int, end: int, number: int) -> _Parts:
+    def request(self, data: bytes, start: int, end: int, timestamp: int, number: int) -> _Parts:
         """The request in ``data[start:end]``, read by h11."""
         raw = data[start:end]
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(raw) + 1)
         head, body = _read(connection, raw, h11.Request)
         headers = self._headers(head.headers.raw_items())
         host = next((value for name, value in headers if name.lower() == "host"), None)
-        return self._request(
-            head.method.decode("latin-1"), head.target, headers, body, host, number
-        )
+        method = head.method.decode("latin-1")
+        return self._request(timestamp, method, head.target, headers, body, host, number)
 
     def response(self, data: bytes, start: int, end: int, method: str) -> RecordedResponse:
         """The response in ``data[start:end]`` to a ``method`` request, read by h11."""
@@ -253,7 +254,14 @@ class _Reader:
         return RecordedResponse(head.status_code, self._headers(head.headers.raw_items()), body)
 
     def fast_request(
-        self, data: bytes, start: int, end: int, method: bytes, target: bytes, number: int
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        method: bytes,
+        target: bytes,
+        timestamp: bytes,
+        number: int,
     ) -> _Parts | None:
         """The plain request whose head goes on at ``data[start]`` (the CRLF of its request
         line ``method target``), or None for h11 to read it."""
@@ -271,10 +279,18 @@ class _Reader:
             return None
         host = headers[lowered.count(b"\r\n", 0, lowered.find(b"\r\nhost:"))][1]
         if target[0] != 47 or b"#" in target:  # not "/…": not a path by fields.is_target
-            return self._request(method.decode("latin-1"), target, headers, body, host, number)
+            method_text = method.decode("latin-1")
+            return self._request(int(timestamp), method_text, target, headers, body, host, number)
         text = self.shared.text  # a path (the bytes of a plain request line pass is_target)
-        path = target.decode("latin-1")
-        return text(method.decode("latin-1")), path, headers, body, text(host), f"payload {number}"
+        return (
+            int(timestamp),
+            text(method.decode("latin-1")),
+            target.decode("latin-1"),
+            headers,
+            body,
+            text(host),
+            f"payload {number}",
+        )
 
     def fast_response(
         self, data: bytes, start: int, end: int, status: bytes
@@ -303,6 +319,7 @@ class _Reader:
 
     def _request(
         self,
+        timestamp: int,
         method: str,
         target: bytes,
         headers: Headers,
@@ -320,7 +337,15 @@ class _Reader:
             ) from None
         host = url_host or host
         text = self.shared.text
-        return text(method), path, headers, body, host and text(host), f"payload {number}"
+        return (
+            timestamp,
+            text(method),
+            path,
+            headers,
+            body,
+            host and text(host),
+            f"payload {number}",
+        )
 
     def _fast_headers(self, lines: bytes) -> Headers | None:
         """Header lines (``\\r\\nName: value…\\r\\n``) as shared pairs, or None if one is
