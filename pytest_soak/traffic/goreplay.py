@@ -396,10 +396,11 @@ def _framing(lines: bytes, lowered: bytes) -> int | None:
         return _NO_FRAMING
     if lengths + encodings > 1:
         return None
+    # The one header line is found by bytes.find (a fast scan), then matched where it starts.
     if encodings:
-        match = _FAST_CHUNKED.search(lowered)
+        match = _FAST_CHUNKED.match(lowered, lowered.find(b"\r\ntransfer-encoding:"))
         return _CHUNKED if match and lines[match.start(1) : match.end(1)] == b"chunked" else None
-    match = _FAST_LENGTH.search(lowered)
+    match = _FAST_LENGTH.match(lowered, lowered.find(b"\r\ncontent-length:"))
     return None if match is None else int(match.group(1))
 
 
