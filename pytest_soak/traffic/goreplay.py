@@ -116,10 +116,15 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
     if data.endswith(SEPARATOR[:-1]):
         data += b"\n"
     requests: list[_Parts] = []
+    answers: list[RecordedResponse | None] = []  # each request's response, once one is matched
     first_by_id: dict[bytes, int] = {}
-    # (number, offset, stop, id, read without h11 as the answer to neither HEAD nor CONNECT):
-    # matched to requests once every request is known
-    responses: list[tuple[int, int, int, bytes, RecordedResponse | None]] = []
+    # Responses are matched to requests in file order. A plain one whose request is known is
+    # matched at once; one read by h11, or to a HEAD or CONNECT request (h11 frames it by the
+    # method), or whose request is not known yet, waits for the end, and so does any later one
+    # with its id: (number, offset, stop, id, read without h11 or None).
+    waiting: list[tuple[int, int, int, bytes, RecordedResponse | None]] = []
+    waiting_ids: set[bytes] = set()
+    unmatched: list[tuple[int, Skipped]] = []  # responses skipped, listed after the requests
     skipped: list[Skipped] = []
     plain = _PLAIN_START.match if reader.fast else _never
     for number, offset, stop in _places(data):
@@ -135,11 +140,24 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
                     if parts is not None:
                         first_by_id.setdefault(payload_id, len(requests))
                         requests.append(parts)
+                        answers.append(None)
                         continue
                 elif kind == _RESPONSE and status is not None:
                     fast = reader.fast_response(data, start, stop, status)
                     if fast is not None:
-                        responses.append((number, offset, stop, payload_id, fast))
+                        index = first_by_id.get(payload_id)
+                        if (
+                            index is None
+                            or payload_id in waiting_ids
+                            or requests[index][1] in ("HEAD", "CONNECT")
+                        ):
+                            waiting.append((number, offset, stop, payload_id, fast))
+                            waiting_ids.add(payload_id)
+                        elif answers[index] is None:
+                            answers[index] = fast
+                        else:
+                            reason = _unmatched(payload_id, index)
+                            unmatched.append((number, Skipped(f"payload {number}", reason)))
                         continue
             payload = _payload(data, path, number, offset, stop)
             if payload is None:
@@ -147,31 +165,32 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             if payload.kind == _REPLAYED:
                 raise _Skip("replayed response (type 3) is not used")
             if payload.kind == _RESPONSE:
-                responses.append((number, offset, stop, payload.id, None))
+                waiting.append((number, offset, stop, payload.id, None))
+                waiting_ids.add(payload.id)
                 continue
             parts = reader.request(data, payload.start, payload.end, payload.timestamp, number)
             first_by_id.setdefault(payload.id, len(requests))
             requests.append(parts)
+            answers.append(None)
         except _Skip as skip:
             skipped.append(Skipped(f"payload {number}", str(skip)))
         except _Invalid as exc:
             raise _error(data, number, offset, path, exc) from None
-    answers: list[RecordedResponse | None] = [None] * len(requests)
-    for number, offset, stop, payload_id, fast in responses:
+    for number, offset, stop, payload_id, fast in waiting:
         try:
             index = first_by_id.get(payload_id)
             if index is None or answers[index] is not None:
-                which = "no request" if index is None else "another response"
-                raise _Skip(f"response (type 2) to id {payload_id.decode()} has {which} before")
+                raise _Skip(_unmatched(payload_id, index))
             method = requests[index][1]
             if fast is None or method in ("HEAD", "CONNECT"):  # h11 frames these by the method
                 payload = cast(_Payload, _payload(data, path, number, offset, stop))
                 fast = reader.response(data, payload.start, stop, method)
             answers[index] = fast
         except _Skip as skip:
-            skipped.append(Skipped(f"payload {number}", str(skip)))
+            unmatched.append((number, Skipped(f"payload {number}", str(skip))))
         except _Invalid as exc:
             raise _error(data, number, offset, path, exc) from None
+    skipped += [skip for _, skip in sorted(unmatched, key=lambda numbered: numbered[0])]
     first = min((request[0] for request in requests), default=0)
     return [
         Exchange((t - first) / 1e9, method, target, headers, body, answer, host, source)
@@ -179,6 +198,12 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             requests, answers, strict=True
         )
     ], skipped
+
+
+def _unmatched(payload_id: bytes, index: int | None) -> str:
+    """Why a response is skipped: no request with its id, or one that has a response already."""
+    which = "no request" if index is None else "another response"
+    return f"response (type 2) to id {payload_id.decode()} has {which} before"
 
 
 def _never(data: bytes, start: int, stop: int) -> None:
