@@ -20,11 +20,12 @@ seen are not read again; every other message goes to h11, which also words every
 The plain reading is one pass over the file: a payload's header line and its request or status
 line are one match, its head is cut into lines once, and each line is looked up in a table of
 lines already read (so a header repeated 200,000 times is checked and decoded once). Responses
-are read in that pass too, as the answer to neither HEAD nor CONNECT (h11 frames those by the
-request, so it reads them again once the request is known). What bounds the speed is the
-per-line work CPython does for that table, allocating, hashing and looking up each line (and
-reading the lines it has not seen): about 40% of the time on ``benchmarks/traffic_load.py``'s
-capture.
+are read in that pass too, as the answer to neither HEAD nor CONNECT, and matched to their
+request at once when it is already read; the others wait for the end of the file (h11 frames a
+response by its request's method, and responses are matched in file order). What bounds the
+speed is the per-line work CPython does for that table, allocating, hashing and looking up each
+line (and reading the lines it has not seen): about 40% of the time on
+``benchmarks/traffic_load.py``'s capture.
 """
 
 from __future__ import annotations
