@@ -577,6 +577,41 @@ def test_goreplay_fast_reading_equals_h11(data: bytes) -> None:
     assert outcome(goreplay.parse, data) == outcome(goreplay.parse_checked, data)
 
 
+PLAIN_REQUESTS = [
+    b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+]
+PLAIN_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+]
+
+
+@st.composite
+def shuffled_captures(draw: st.DrawFn) -> bytes:
+    """Requests, responses and replayed responses of a few ids in any order: a response before
+    its request, a second one, one to a HEAD request (the fast reading matches plain responses
+    as it meets them, the checked one after reading every request)."""
+    payloads = []
+    for number in range(draw(st.integers(1, 7))):
+        ident = draw(st.sampled_from([b"a1", b"b2"]))
+        kind = draw(st.sampled_from([b"1", b"2", b"2", b"3"]))
+        plain = PLAIN_REQUESTS if kind == b"1" else PLAIN_RESPONSES
+        lines = REQUEST_LINES if kind == b"1" else STATUS_LINES
+        message = draw(st.sampled_from(plain) | http_message(lines))
+        payloads.append(b"%s %s %d\n" % (kind, ident, number) + message)
+    return goreplay.SEPARATOR.join(draw(st.permutations(payloads))) + goreplay.SEPARATOR
+
+
+@checks
+@given(shuffled_captures())
+def test_goreplay_fast_reading_equals_h11_in_any_payload_order(data: bytes) -> None:
+    assert outcome(goreplay.parse, data) == outcome(goreplay.parse_checked, data)
+
+
 @checks
 @given(mutated((DATA / "shop.gor").read_bytes()))
 def test_goreplay_fast_reading_equals_h11_on_damaged_files(data: bytes) -> None:

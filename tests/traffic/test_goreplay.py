@@ -108,6 +108,27 @@ def test_head_responses_have_no_body_and_read_until_close_ones_do() -> None:
     assert exchanges[1].host is None
 
 
+def test_responses_are_matched_in_file_order_whatever_comes_first() -> None:
+    # Plain responses are read in the first pass, before their request is known: the first one
+    # in the file still wins (even before its request), and one to a HEAD request is read again
+    # by h11, which frames it by the method.
+    data = gor(
+        b"2 ab 3 1\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        b"1 ab 1\nPOST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        b"2 ab 4 1\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+        b"1 cd 2\nHEAD /h HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"2 cd 5 1\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+    )
+    exchanges, skipped = goreplay.parse(data, "x.gor")
+    assert (exchanges, skipped) == goreplay.parse_checked(data, "x.gor")
+    assert [(e.target, e.response) for e in exchanges] == [
+        ("/a", RecordedResponse(201, (("Content-Length", "2"),), b"ok")),
+        ("/h", RecordedResponse(200, (("Content-Length", "5"),), b"")),
+    ]
+    assert [s.source for s in skipped] == ["payload 3"]
+    assert "another response" in skipped[0].reason
+
+
 def test_absolute_form_targets_give_the_host_and_others_are_skipped() -> None:
     data = gor(
         b"1 ab 1\nGET http://shop.local:8080/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n",
