@@ -204,7 +204,7 @@ class Cluster:
             )
         except (OSError, asyncio.TimeoutError) as exc:
             raise DriverError(
-                f"{self.where}: no Locust master answers at {host}:{port} "
+                f"{self.where}: no Locust master at {host}:{port} answers "
                 f"({type(exc).__name__}: {exc or 'timed out'}). Start one with `python -m "
                 "pytest_soak.scaleout.master --control-port PORT` (docs/scale-out.md), or use "
                 "--soak-locust-workers=N for local workers"
