@@ -8,6 +8,7 @@ process with gevent (with threads running, it deadlocks); its presence is looked
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import math
@@ -32,6 +33,7 @@ from pytest_soak.engine import run_soak
 from pytest_soak.errors import DriverError
 from pytest_soak.report.progress import Progress
 from pytest_soak.scaleout import protocol
+from pytest_soak.scaleout.cluster import LocalProcesses
 from pytest_soak.scaleout.protocol import Share
 from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import Exchange, Traffic
@@ -325,3 +327,34 @@ def test_a_killed_worker_fails_the_run_clearly_and_leaves_no_process(
     assert 0 < result.run.sent < result.run.planned_requests
     assert time.monotonic() - started < 20  # stopped at once, not at the planned end
     assert not _alive(seen)
+
+
+@needs_locust
+@pytest.mark.slow  # ~20 s: the master notices a lost worker by Locust's heartbeat (3 s and more)
+def test_a_worker_lost_from_a_running_master_fails_the_run_the_master_carries_on(
+    counting: ServedProcess,
+) -> None:
+    """``--soak-locust=HOST:PORT``: a master and workers started as docs/scale-out.md says
+    (here on this machine); a worker killed mid-run is noticed by the master (Locust's
+    heartbeat), the run fails naming it, and the master is still there for the next run."""
+    processes = LocalProcesses(2)  # runs the documented master and worker commands
+    try:
+        address = asyncio.run(processes.start())
+        master = processes.processes[0][1]
+        workers = [p for name, p in processes.processes if name.startswith("worker")]
+        settings = _settings(20.0, locust_master=address)
+
+        def kill_a_worker(progress: Progress) -> None:
+            if progress.elapsed > 4 and workers[0].poll() is None:
+                os.kill(workers[0].pid, signal.SIGKILL)
+
+        result = run_soak(counting, _items(300), settings, check=False, progress=kill_a_worker)
+        assert workers[0].poll() is not None
+        assert result.verdict == "error"
+        aborted = result.run.aborted or ""
+        assert "Locust worker" in aborted and ("missing" in aborted or "quit" in aborted), aborted
+        assert "measured:" in aborted
+        assert "load from the Locust workers of the master at" in result.run.target
+        assert master.poll() is None  # a running master outlives the run
+    finally:
+        processes.stop()
