@@ -278,11 +278,13 @@ def test_two_workers_merge_to_the_services_own_counts(counting: ServedProcess) -
     cycles = settings.warmup_cycles + settings.measured_cycles
     phases = plan_phases(plan.timeline, range(cycles))
     planned: Counter[str] = Counter()
+    names: list[str] = []  # each request's phase
     at = 0
     for t in plan.arrivals(cycles):
         while at + 1 < len(phases) and t >= phases[at].end:
             at += 1
         planned[phases[at].name] += 1
+        names.append(phases[at].name)
     for stats in run.phases:
         assert stats.sent == planned[stats.name], stats.name
         assert stats.latency.count == stats.lateness.count == stats.sent
@@ -290,6 +292,10 @@ def test_two_workers_merge_to_the_services_own_counts(counting: ServedProcess) -
     assert len(run.checkpoints) == len(result.floors) == 1 + len(plan.boundaries) * cycles
     assert all(point.drained for point in run.checkpoints)
     assert [p.requests for p in run.checkpoints] == plan.checkpoints(cycles, first=True)
+    # Each floor belongs to the phase that just ended, as the local loop records it.
+    index = {stats.name: stats.index for stats in run.phases}
+    ended = [index[names[max(0, count - 1)]] for count in plan.checkpoints(cycles, first=True)]
+    assert [p.phase for p in run.checkpoints] == ended
     assert "load from 2 local Locust workers" in run.target
     assert len(seen) >= 5  # a master, 2 workers and their 2 replayers were seen running
     assert not _alive(seen)

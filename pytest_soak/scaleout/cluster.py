@@ -367,7 +367,10 @@ class Cluster:
                         number=number,
                         requests=sum(p.sent for p in run.phases),
                         wall_time=loop.time() - began,
-                        phase=_phase_at(checkpoints[number], plan.size, arrivals, spans, by_name),
+                        # the phase that just ended, as the local loop records it
+                        phase=_phase_at(
+                            max(0, checkpoints[number] - 1), plan, count, arrivals, by_name
+                        ),
                         drained=bool(message["drained"]),
                     )
                     run.record_checkpoint(point)
@@ -376,7 +379,9 @@ class Cluster:
                     del waiting[number]
                     run.paused += loop.time() - paused_since
                     paused_since, live.paused = None, False
-                    live.phase = point.phase
+                    live.phase = _phase_at(  # the phase the load goes on with
+                        checkpoints[number], plan, count, arrivals, by_name
+                    )
             elif kind == "done":
                 done[int(message["worker"])] = message
             elif kind in ("failed", "lost"):
@@ -425,18 +430,24 @@ def _skeleton(
 
 def _phase_at(
     requests: int,
-    size: int,
+    plan: CyclePlan,
+    cycles: int,
     arrivals: Sequence[float],
-    spans: Sequence[tuple[Any, float, float]],
     by_name: dict[str, PhaseStats],
 ) -> int:
-    """The phase (its index) of the request after ``requests`` have been sent."""
-    position = requests % size if requests else 0
-    t = arrivals[position] if position < len(arrivals) else arrivals[-1]
-    phase = 0
-    while phase + 1 < len(spans) and t >= spans[phase][2]:
-        phase += 1
-    return by_name[spans[phase][0].name].index
+    """The phase (its index) of request number ``requests`` of the replay (from 0), by the
+    replay loop's own rule and arithmetic: an arrival (``k * length + t``, as
+    ``CyclePlan.arrivals`` makes it) at or past a phase's end (``k * length + end``, as
+    ``plan_phases``) belongs to a later phase, of the next cycle if it is past its own's."""
+    spans = plan.timeline.phase_spans()
+    cycle, position = divmod(requests, plan.size)
+    t = cycle * plan.timeline.wall_seconds + arrivals[min(position, len(arrivals) - 1)]
+    length = spans[-1][2]
+    for k in range(cycle, min(cycle + 2, cycles)):
+        for phase, _, end in spans:
+            if t < k * length + end:
+                return by_name[phase.name].index
+    return by_name[spans[-1][0].name].index
 
 
 def _show_counts(run: Run, latest: dict[int, list[Any]]) -> None:

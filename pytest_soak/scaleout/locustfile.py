@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 import gevent
+import gevent.lock
 from gevent.server import StreamServer
 from locust import User, constant, events, task
 from locust.env import Environment
@@ -60,6 +61,7 @@ class MasterControl:
         self.active: dict[str, int] = {}  # Locust client id -> rank of its share
         self.lost: set[str] = set()
         self.conn: socket.socket | None = None
+        self._sending = gevent.lock.Semaphore()  # one line at a time from every greenlet
         runner.register_message(protocol.REPORT, self._on_report)
         self.server = StreamServer((host, port), self._serve)
         self.server.start()
@@ -72,7 +74,7 @@ class MasterControl:
     def _send_raw(self, line: bytes) -> None:
         conn = self.conn
         if conn is not None:
-            with contextlib.suppress(OSError):
+            with self._sending, contextlib.suppress(OSError):
                 conn.sendall(line)
 
     def _ready(self) -> list[str]:
