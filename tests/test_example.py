@@ -67,7 +67,7 @@ _LOCUST = pytest.mark.skipif(
 @_LOCUST
 @pytest.mark.slow
 def test_example_under_two_locust_workers_names_the_same_leak() -> None:
-    result = _run_example(True, "--soak-locust-workers=2", "-p", "no:xdist")
+    result = _run_example(True, "--soak-locust-workers=2")
     out = result.stdout
     assert result.returncode == 1, out
     assert "soak verdict: LEAK" in out
@@ -78,7 +78,7 @@ def test_example_under_two_locust_workers_names_the_same_leak() -> None:
 @_LOCUST
 @pytest.mark.slow
 def test_example_under_two_locust_workers_passes_without_the_bug() -> None:
-    result = _run_example(False, "--soak-locust-workers=2", "-p", "no:xdist")
+    result = _run_example(False, "--soak-locust-workers=2")
     assert result.returncode == 0, result.stdout
     rows = [
         line.split()
