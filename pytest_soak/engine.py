@@ -30,6 +30,8 @@ from pytest_soak.probes import FloorTable, ProbeSession, Sampler, Service
 from pytest_soak.report.json_report import sample_rows
 from pytest_soak.report.progress import Progress
 from pytest_soak.result import RunCutShort, SoakResult
+from pytest_soak.scaleout.cluster import Cluster, open_cluster
+from pytest_soak.scaleout.serving import ScaledOutTarget
 from pytest_soak.settings import Settings
 from pytest_soak.traffic.fresh_ids import freshen
 from pytest_soak.traffic.model import Exchange, Traffic
@@ -55,6 +57,9 @@ def run_soak(
     counts). ``progress`` is told how the run goes about once a second (in the run's event
     loop), and once more with ``done=True`` at its end."""
     resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
+    scaled = settings.locust_master is not None or settings.locust_workers is not None
+    if scaled:
+        resolved = ScaledOutTarget(resolved, _load_description(settings))
     if not len(traffic):
         raise DriverError(f"{traffic.path}: no exchanges to replay (after filters)")
     if not resolved.pids():
@@ -139,9 +144,26 @@ def run_soak(
         floors.store(session.floor())
         cycles.note(point)
 
-    async def replay_cycles(first: int, count: int, client: Client) -> Run:
+    async def replay_cycles(first: int, count: int, client: Client | Cluster) -> Run:
         cycles.begin(first, count)
         replaying[:] = [first, count]
+        if isinstance(client, Cluster):
+            assert isinstance(resolved, ScaledOutTarget)
+            run = await client.replay(
+                plan,
+                first=first,
+                count=count,
+                target_url=resolved.url,
+                allowed_hosts=settings.allowed_hosts,
+                concurrency=settings.concurrency,
+                request_timeout=ReplayConfig().request_timeout,
+                ids=settings.ids,
+                on_checkpoint=on_checkpoint,
+                live=live,
+                target_failure=resolved.failure,
+            )
+            run.target = resolved.describe()
+            return run
         return await replay(
             resolved,
             exchanges_of(first),
@@ -189,9 +211,23 @@ def run_soak(
                 progress(snapshot(0.0, done=True))
 
     async def drive_cycles() -> tuple[Run, Analysis, list[str]]:
-        await resolved.before_run()
+        # Scale-out: the cluster is reached (or started) before anything else, so a master
+        # that cannot be reached is an error before any load.
+        cluster = (
+            await open_cluster(settings.locust_master, settings.locust_workers) if scaled else None
+        )
+        try:
+            await resolved.before_run()
+        except BaseException:
+            if cluster is not None:
+                await cluster.close()
+            raise
         config = ReplayConfig(concurrency=settings.concurrency)
-        client = await resolved.open_client(config.concurrency, config.request_timeout)
+        client: Client | Cluster
+        if cluster is not None:
+            client = cluster
+        else:
+            client = await resolved.open_client(config.concurrency, config.request_timeout)
         try:
             run = await replay_cycles(0, planned, client)
             analysis = judge(run, settings.measured_cycles)
@@ -222,7 +258,10 @@ def run_soak(
                     said.append(f"the attribution pass was traced by {source.engine}")
             return run, analysis, said
         finally:
-            await client.aclose()
+            if isinstance(client, Cluster):
+                await client.close()
+            else:
+                await client.aclose()
             await resolved.after_run()
 
     import scipy.stats  # noqa: F401  (the verdict's statistics: loaded before any sample)
@@ -326,6 +365,13 @@ def service_of(target: Target, tracemalloc_frames: int = 1) -> Service:
     )
 
 
+def _load_description(settings: Settings) -> str:
+    if settings.locust_master is not None:
+        host, port = settings.locust_master
+        return f"load from the Locust workers of the master at {host}:{port}"
+    return f"load from {settings.locust_workers} local Locust workers"
+
+
 def _settings_summary(settings: Settings) -> dict[str, Any]:
     return {
         "profile": settings.profile.name,
@@ -344,6 +390,11 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         **(
             {"speed": settings.speed, "max_gap": settings.max_gap}
             if settings.replay == "recorded"
+            else {}
+        ),
+        **(
+            {"load": _load_description(settings)}
+            if settings.locust_master is not None or settings.locust_workers is not None
             else {}
         ),
     }

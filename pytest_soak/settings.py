@@ -94,6 +94,11 @@ class Settings:
     #: Allowed excess of a phase's p50/p95/p99 over the committed baseline; None: latency is
     #: neither recorded in the baseline nor compared (opt-in: latency figures move run to run).
     latency_tolerance: LatencyTolerance | None = None
+    #: Scale-out (docs/scale-out.md): the load from a running Locust master's workers (its
+    #: control address, ``--soak-locust``), or from this many local workers
+    #: (``--soak-locust-workers``); neither: the local driver.
+    locust_master: tuple[str, int] | None = None
+    locust_workers: int | None = None
 
 
 def parse_marker_kwargs(
@@ -123,13 +128,16 @@ def resolve(
     allowed_hosts: tuple[str, ...] = (),
     overrides: Mapping[str, Any] | None = None,
     probe_lists: Iterable[Sequence[Probe]] = (),
+    locust_master: tuple[str, int] | None = None,
+    locust_workers: int | None = None,
 ) -> Settings:
     """Merge the run's settings. Precedence for each key: ``soak.run(...)`` keywords, then the
     marker (test over class over module over ini ``soak_defaults``), then the mode's default.
     The wall time: ``--soak-duration`` (``duration_override``) beats everything, ini
     ``soak_duration`` (``default_duration``) only the mode's default. ``probe_lists``: what
     each ``pytest_soak_probes`` hook returned, a list of probes each (the probes themselves
-    are checked when the run starts)."""
+    are checked when the run starts). ``locust_master``/``locust_workers``: scale-out, one or
+    neither (``--soak-locust``/``--soak-locust-workers``)."""
     values = dict(parse_marker_kwargs(marker))
     values.update(parse_marker_kwargs(overrides or {}, where="soak.run()"))
     if mode not in MODES:
@@ -177,6 +185,7 @@ def resolve(
         raise SoakError(f"seed={seed!r} must be a whole number")
     phases = ("recorded",) if replay == "recorded" else tuple(p.name for p in profile.phases)
     thresholds = parse_thresholds(values.get("thresholds"), phases=phases)
+    _check_locust(locust_master, locust_workers)
     return Settings(
         profile=profile,
         peak_rps=peak,
@@ -203,7 +212,19 @@ def resolve(
         probes=(*_given_probes(values.get("probes", ())), *_probes(probe_lists)),
         thresholds=thresholds,
         latency_tolerance=_latency_tolerance(values.get("latency_tolerance")),
+        locust_master=locust_master,
+        locust_workers=locust_workers,
     )
+
+
+def _check_locust(master: tuple[str, int] | None, workers: int | None) -> None:
+    if master is not None and workers is not None:
+        raise SoakError(
+            "--soak-locust and --soak-locust-workers are two ways to get workers: give one (a "
+            "running master's HOST:PORT, or how many local workers to start)"
+        )
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise SoakError(f"--soak-locust-workers={workers!r} must be at least 1")
 
 
 def _positive_number(value: Any, name: str, meaning: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "webshop"
 
 
-def _run_example(bug: bool) -> subprocess.CompletedProcess[str]:
+def _run_example(bug: bool, *options: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SHOP_CART_DELETE_BUG="1" if bug else "0")
     return subprocess.run(
         [
@@ -23,6 +24,7 @@ def _run_example(bug: bool) -> subprocess.CompletedProcess[str]:
             "-p",
             "no:cacheprovider",
             "--soak-mode=quick",
+            *options,
         ],
         env=env,
         capture_output=True,
@@ -53,6 +55,37 @@ def test_example_without_the_bug_passes() -> None:
         if line.startswith("examples/webshop/test_shop_soak.py::test_shop_memory_is_stable ")
     ]
     assert [row[1] for row in rows] == ["OK"], result.stdout  # the summary table's verdict column
+
+
+# Scale-out (docs/scale-out.md): the same test, its load from 2 local Locust workers, gives the
+# verdicts the local driver gives above.
+_LOCUST = pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="Locust is not installed"
+)
+
+
+@_LOCUST
+@pytest.mark.slow
+def test_example_under_two_locust_workers_names_the_same_leak() -> None:
+    result = _run_example(True, "--soak-locust-workers=2")
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "soak verdict: LEAK" in out
+    assert "load from 2 local Locust workers" in out
+    assert "shop/app.py:" in out and "in delete_cart: missing_cart_report.append(" in out
+
+
+@_LOCUST
+@pytest.mark.slow
+def test_example_under_two_locust_workers_passes_without_the_bug() -> None:
+    result = _run_example(False, "--soak-locust-workers=2")
+    assert result.returncode == 0, result.stdout
+    rows = [
+        line.split()
+        for line in result.stdout.splitlines()
+        if line.startswith("examples/webshop/test_shop_soak.py::test_shop_memory_is_stable ")
+    ]
+    assert [row[1] for row in rows] == ["OK"], result.stdout
 
 
 @pytest.fixture(autouse=True)

@@ -32,6 +32,17 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_no_soak_run_imports_locust() -> None:
+    """Importing Locust monkey-patches the process with gevent: the plugin, the engine and the
+    scale-out controller never import it (the Locust side runs in processes of its own)."""
+    code = (
+        "import sys, pytest_soak.plugin, pytest_soak.engine, pytest_soak.scaleout.cluster; "
+        "print(sorted(m for m in ('locust', 'gevent', 'zmq') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_probes_package_exports_the_http_probe_factories() -> None:
     """``from pytest_soak.probes import prometheus, envoy_admin, http_json``: docs/probes.md.
     (Its ``__all__`` is kept in order by ruff's RUF022: constants, classes, functions.)"""

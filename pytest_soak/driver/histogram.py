@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterable
 
 _LOW = 1e-5  # 10 µs: everything faster lands in the first bucket
 _HIGH = 600.0  # 10 min: everything slower lands in the last bucket
@@ -44,6 +45,27 @@ class LatencyHistogram:
         self.count += other.count
         self.total += other.total
         self.maximum = max(self.maximum, other.maximum)
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """The non-empty buckets as ``(index, count)``: the histogram's whole content with
+        ``count``, ``total`` and ``maximum`` (what travels from a scale-out worker)."""
+        return [(index, value) for index, value in enumerate(self._counts) if value]
+
+    @classmethod
+    def from_buckets(
+        cls, buckets: Iterable[tuple[int, int]], total: float, maximum: float
+    ) -> LatencyHistogram:
+        """A histogram from ``buckets()``, ``total`` and ``maximum`` of another one (mergeable
+        with any histogram of this module: the buckets are the same everywhere)."""
+        histogram = cls()
+        for index, value in buckets:
+            if not 0 <= index < _BUCKETS or value < 0:
+                raise ValueError(f"bucket ({index}, {value}) is not a bucket of this histogram")
+            histogram._counts[index] += value
+            histogram.count += value
+        histogram.total = total
+        histogram.maximum = maximum
+        return histogram
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0-100) in seconds; 0.0 when empty."""

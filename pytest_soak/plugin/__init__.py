@@ -38,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--soak-prune needs the whole collection in one process: run it without -n"
         )
+    options.locust(config)  # a bad --soak-locust* is a usage error before any test runs
     from pytest_soak.driver.targets import stop_all_served
 
     atexit.register(stop_all_served)

@@ -44,6 +44,7 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
     duration_override = options.duration_override(config)
     default_duration = options.default_duration(config)
     hosts = options.allowed_hosts(config)
+    locust_master, locust_workers = options.locust(config)
 
     def resolve_settings(overrides: Mapping[str, Any]) -> Settings:
         return resolve(
@@ -54,6 +55,8 @@ def soak(request: pytest.FixtureRequest) -> Generator[Soak, None, None]:
             allowed_hosts=hosts,
             overrides=overrides,
             probe_lists=config.hook.pytest_soak_probes(config=config),
+            locust_master=locust_master,
+            locust_workers=locust_workers,
         )
 
     if any(key in marker for key in ("peak_rps", "profile", "tolerance", "latency_tolerance")):

@@ -35,6 +35,27 @@ def _duration_value(value: str) -> float:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _locust_address(value: str) -> tuple[str, int]:
+    """A ``--soak-locust`` value (or ini ``soak_locust``): the master's control HOST:PORT."""
+    from pytest_soak.scaleout.protocol import parse_address
+
+    try:
+        return parse_address(value)
+    except SoakError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _locust_workers(value: str) -> int:
+    """A ``--soak-locust-workers`` value (or ini ``soak_locust_workers``): a whole number >= 1."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(
+            f"--soak-locust-workers={value!r} must be a whole number of at least 1 (how many "
+            "local Locust worker processes generate the load)"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One ``--soak-*`` option and its ini twin (``ini``: the ini key's help; None: no twin).
@@ -117,6 +138,20 @@ OPTIONS: tuple[Option, ...] = (
         ini_default="", action="store_true",
     ),
     Option(
+        "--soak-locust", "soak_locust",
+        "generate the load on a running Locust cluster: HOST:PORT of its master's control "
+        "listener (python -m pytest_soak.scaleout.master); pytest keeps measuring and judging "
+        "(docs/scale-out.md). Needs pytest-soak[locust].",
+        ini="default --soak-locust HOST:PORT", type=_locust_address, metavar="HOST:PORT",
+    ),
+    Option(
+        "--soak-locust-workers", "soak_locust_workers",
+        "generate the load with N local Locust worker processes (and a local master), each "
+        "replaying its share of the timeline: a trial of scale-out on one machine. Needs "
+        "pytest-soak[locust].",
+        ini="default --soak-locust-workers N", type=_locust_workers, metavar="N",
+    ),
+    Option(
         "--soak-env-label", "soak_env_label",
         "a label added to the baseline environment key (e.g. the CI runner class).",
         ini="default --soak-env-label", ini_default="", metavar="LABEL",
@@ -194,6 +229,31 @@ def allowed_hosts(config: pytest.Config) -> tuple[str, ...]:
     hosts = list(config.getoption("soak_allow_hosts") or [])
     hosts.extend(str(h) for h in config.getini("soak_allow_hosts"))
     return tuple(hosts)
+
+
+def locust(config: pytest.Config) -> tuple[tuple[str, int] | None, int | None]:
+    """``--soak-locust`` and ``--soak-locust-workers`` (else their ini twins): at most one is
+    set, and Locust must be installed when one is (checked without importing it: importing
+    Locust monkey-patches the process with gevent)."""
+    master = config.getoption("soak_locust")
+    if master is None and config.getini("soak_locust"):
+        master = _locust_address(str(config.getini("soak_locust")))
+    workers = config.getoption("soak_locust_workers")
+    if workers is None and config.getini("soak_locust_workers"):
+        workers = _locust_workers(str(config.getini("soak_locust_workers")))
+    if master is not None and workers is not None:
+        raise pytest.UsageError(
+            "--soak-locust and --soak-locust-workers are two ways to get workers: give one (a "
+            "running master's HOST:PORT, or how many local workers to start)"
+        )
+    if workers is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("locust") is None:
+            raise pytest.UsageError(
+                f"--soak-locust-workers={workers} needs Locust: pip install 'pytest-soak[locust]'"
+            )
+    return master, workers
 
 
 def env_label(config: pytest.Config) -> str:

@@ -244,3 +244,30 @@ def unknown_id_app(bytes_per_request: int = 8192) -> Starlette:
         return JSONResponse(sorted(docs)[:5])
 
     return Starlette(routes=[Route("/doc/{doc_id}", doc), Route("/list", listing)])
+
+
+# -- scale-out (tests/test_scaleout.py) -------------------------------------------------------
+
+
+def counting_app() -> Starlette:
+    """Counts what it answers, for checking the figures merged from Locust workers against the
+    service's own: ``GET /item/{id}`` answers 500 when the id ends in 7 (a tenth of
+    ``item_traffic_lines``), else 200; ``GET /stats`` says how many items and 500s it served."""
+    counts = {"items": 0, "errors": 0}
+
+    async def item(request: Request) -> Response:
+        counts["items"] += 1
+        if request.path_params["item_id"].endswith("7"):
+            counts["errors"] += 1
+            return PlainTextResponse("boom", status_code=500)
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(counts)
+
+    return Starlette(
+        routes=[Route("/health", health), Route("/stats", stats), Route("/item/{item_id}", item)]
+    )
+
+
+counting_service = counting_app()

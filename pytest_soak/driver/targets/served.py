@@ -91,7 +91,7 @@ class ServedProcess(UrlTarget):
             full_env.update(self.hub.environment(full_env.get("PYTHONPATH")))
         try:
             self.process = subprocess.Popen(
-                _with_parent_death_signal(self.command),
+                with_parent_death_signal(self.command),
                 env=full_env,
                 cwd=os.fspath(cwd) if cwd is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -233,7 +233,8 @@ _LAUNCHER = (
 )
 
 
-def _with_parent_death_signal(argv: list[str]) -> list[str]:
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """``argv`` behind a launcher that asks Linux to SIGTERM it when its parent dies."""
     if not sys.platform.startswith("linux"):
         return argv
     return [sys.executable, "-S", "-c", _LAUNCHER, *argv]  # -S: no site, so no agent here
