@@ -421,11 +421,13 @@ def test_ctrl_c_writes_the_finished_runs_and_what_the_cut_run_measured(
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + 180
+        sent = False
         for raw in process.stdout:
             lines.append(raw.decode(errors="replace"))
-            if "test_a_finishes PASSED" in lines[-1]:
-                time.sleep(2)  # the second soak is under way
+            if not sent and "soak test_ctrl_c.py::test_b_is_interrupted: " in lines[-1]:
+                time.sleep(1)  # the second soak's load is under way (its first progress line)
                 process.send_signal(signal.SIGINT)
+                sent = True
             assert time.monotonic() < deadline, "".join(lines)
         process.wait(timeout=60)
     finally:
