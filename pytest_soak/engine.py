@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pytest_soak.analysis import Analysis, Limits, analyze
@@ -298,7 +300,8 @@ def run_soak(
     sampler.start()
     try:
         try:
-            run, analysis, said = asyncio.run(drive())
+            with _interrupt_raises():
+                run, analysis, said = asyncio.run(drive())
         finally:
             sampler.stop()
             session.stop()
@@ -343,6 +346,34 @@ def run_soak(
     if check and result.failed:
         raise SoakFailure(result.explain())
     return result
+
+
+@contextlib.contextmanager
+def _interrupt_raises() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` where the run is, as outside ``asyncio.run``.
+
+    ``asyncio.run`` turns a first Ctrl-C into a cancellation of its main task, which any
+    ``await`` that suppresses ``CancelledError`` on its way (ours, an in-process app's, a
+    library's) can absorb: the run then goes on as if nothing was pressed. A clean-clone CI run
+    showed exactly that, twice. With a handler of our own in place, ``asyncio.run`` installs
+    none, and the interrupt ends the run at once; its reports keep what it measured
+    (``RunCutShort``). Off the main thread nothing changes (no handler can be set there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield  # someone else's handler (or SIGINT ignored): left as it is
+        return
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def probe_session(target: Target, settings: Settings) -> ProbeSession:
