@@ -416,14 +416,16 @@ def test_ctrl_c_writes_the_finished_runs_and_what_the_cut_run_measured(
     command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
                "--soak-json=soak.json", "--soak-openmetrics=soak.om",
                "--soak-report=soak.html"]  # fmt: skip
-    # Ctrl-C as in a terminal: SIGINT handled by default in the child. Under xdist, a clean
-    # clone's CI runs showed the SIGINT ignored (the child ran on to the deadline, even with the
-    # engine's own handler): a disposition inherited from the worker, set by we know not what.
+    # Ctrl-C as in a terminal: SIGINT neither ignored nor blocked in the child. Under xdist, a
+    # clean clone's CI runs showed the SIGINT not acted on at all (the child ran on to the
+    # deadline, even with the engine's own handler): a disposition or signal mask inherited
+    # from the worker, set by we know not what.
+    def terminal_like() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = soak_project.popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=terminal_like
     )
     lines: list[str] = []
     try:
