@@ -416,6 +416,7 @@ def test_ctrl_c_writes_the_finished_runs_and_what_the_cut_run_measured(
     command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
                "--soak-json=soak.json", "--soak-openmetrics=soak.om",
                "--soak-report=soak.html"]  # fmt: skip
+
     # Ctrl-C as in a terminal: SIGINT neither ignored nor blocked in the child. Under xdist, a
     # clean clone's CI runs showed the SIGINT not acted on at all (the child ran on to the
     # deadline, even with the engine's own handler): a disposition or signal mask inherited
