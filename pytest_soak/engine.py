@@ -354,11 +354,10 @@ def _interrupt_raises() -> Iterator[None]:
 
     ``asyncio.run`` turns a first Ctrl-C into a cancellation of its main task, which any
     ``await`` that suppresses ``CancelledError`` on its way (ours, an in-process app's, a
-    library's) can absorb, and the run then goes on as if nothing was pressed. Two clean-clone
-    CI runs sent SIGINT to a soak run and saw it go on to its deadline (why, not proven). With a
+    library's) can absorb, and the run would then go on as if nothing was pressed. With a
     handler of our own in place, ``asyncio.run`` installs none, and the interrupt ends the run
-    where it is; its reports keep what it measured (``RunCutShort``). Off the main thread
-    nothing changes (no handler can be set there)."""
+    where it is; its reports keep what it measured (``RunCutShort``). Off the main thread, or
+    with SIGINT ignored or handled by someone else, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
