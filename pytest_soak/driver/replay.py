@@ -77,6 +77,20 @@ def plan_phases(timeline: _Timeline, cycles: Sequence[int] = (0,)) -> list[Phase
     ]
 
 
+def phase_stats(phases: Sequence[PhasePlan]) -> dict[str, PhaseStats]:
+    """One ``PhaseStats`` per phase name of ``phases``, numbered by first appearance, with the
+    planned seconds and expected requests of all its spans (every cycle's) summed."""
+    by_name: dict[str, PhaseStats] = {}
+    for p in phases:
+        found = by_name.get(p.name)
+        if found is None:
+            by_name[p.name] = PhaseStats(p.name, len(by_name), p.end - p.start, p.expected)
+        else:
+            found.planned_seconds += p.end - p.start
+            found.expected += p.expected
+    return by_name
+
+
 @dataclass
 class LiveState:
     """Shared with the sampler thread and the progress ticker: which phase the load is in,
@@ -115,14 +129,7 @@ async def replay(
     continued by more cycles keeps its client, and what the client built for each request)."""
     if not exchanges:
         raise DriverError("traffic is empty: there is nothing to replay (check the filters)")
-    by_name: dict[str, PhaseStats] = {}
-    for p in phases:
-        found = by_name.get(p.name)
-        if found is None:
-            by_name[p.name] = PhaseStats(p.name, len(by_name), p.end - p.start, p.expected)
-        else:
-            found.planned_seconds += p.end - p.start
-            found.expected += p.expected
+    by_name = phase_stats(phases)
     stats = list(by_name.values())
     run = Run(
         target=target.describe(),

@@ -36,7 +36,7 @@ from typing import Any
 from pytest_soak.cycles import CyclePlan
 from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.driver.records import Checkpoint, PhaseStats, Run
-from pytest_soak.driver.replay import LiveState, PhasePlan, plan_phases
+from pytest_soak.driver.replay import LiveState, PhasePlan, phase_stats, plan_phases
 from pytest_soak.driver.targets.served import with_parent_death_signal
 from pytest_soak.errors import DriverError
 from pytest_soak.scaleout import protocol
@@ -407,16 +407,8 @@ class Cluster:
 def _skeleton(
     plan: CyclePlan, phases: Sequence[PhasePlan], count: int
 ) -> tuple[Run, dict[str, PhaseStats]]:
-    """The run's phases as the local replay makes them: one ``PhaseStats`` per phase name,
-    planned seconds and expected requests summed over the cycles."""
-    by_name: dict[str, PhaseStats] = {}
-    for p in phases:
-        found = by_name.get(p.name)
-        if found is None:
-            by_name[p.name] = PhaseStats(p.name, len(by_name), p.end - p.start, p.expected)
-        else:
-            found.planned_seconds += p.end - p.start
-            found.expected += p.expected
+    """The run's phases as the local replay makes them (``phase_stats``)."""
+    by_name = phase_stats(phases)
     run = Run(
         target="",
         profile=plan.profile,
