@@ -92,7 +92,9 @@ def test_phase_figures_merged_from_workers_equal_one_replays(
             stats.sent += 1
             stats.latency.record(seconds)
             stats.lateness.record(seconds / 10)
+            stats.lag.record(seconds / 20)
             stats.late += seconds > 2.5
+            stats.capped += seconds > 3
             stats.statuses["2xx" if seconds < 4 else "5xx"] += 1
             if seconds >= 4:
                 stats.note_error("5xx", "GET /x -> 500")
@@ -100,10 +102,12 @@ def test_phase_figures_merged_from_workers_equal_one_replays(
     for part in parts:
         protocol.merge_stats(merged, json.loads(json.dumps(protocol.stats_to_json(part, 0.0))))
     assert (merged.sent, merged.late, merged.errors) == (whole.sent, whole.late, whole.errors)
-    assert merged.statuses == whole.statuses
+    assert (merged.capped, merged.statuses) == (whole.capped, whole.statuses)
+    assert len(merged.error_samples) == min(5, whole.errors["5xx"])
     for q in (50, 90, 95, 99, 99.9, 100):
         assert merged.latency.percentile(q) == whole.latency.percentile(q)
         assert merged.lateness.percentile(q) == whole.lateness.percentile(q)
+        assert merged.lag.percentile(q) == whole.lag.percentile(q)
     assert merged.latency.count == whole.latency.count == len(latencies)
     assert math.isclose(merged.latency.total, whole.latency.total, rel_tol=1e-9, abs_tol=1e-12)
 

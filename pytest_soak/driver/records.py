@@ -96,6 +96,18 @@ class PhaseStats:
         """Add the same phase's counts from a later replay (more cycles) of the same run."""
         self.planned_seconds += other.planned_seconds
         self.expected += other.expected
+        self.add(other)
+        if other.sent:
+            if not self.sent - other.sent:
+                self.first_intended, self.first_sent_at = other.first_intended, other.first_sent_at
+            self.last_intended, self.last_sent_at = other.last_intended, other.last_sent_at
+        if other.wall_end is not None:
+            self.wall_end = other.wall_end
+
+    def add(self, other: PhaseStats) -> None:
+        """Add ``other``'s requests of the same phase (a later replay, another worker's):
+        counts summed, error samples kept up to the bound, histograms merged. Its plan and
+        its times are the caller's to combine (in sequence or side by side)."""
         self.sent += other.sent
         self.late += other.late
         self.capped += other.capped
@@ -107,12 +119,6 @@ class PhaseStats:
         self.latency.merge(other.latency)
         self.lateness.merge(other.lateness)
         self.lag.merge(other.lag)
-        if other.sent:
-            if not self.sent - other.sent:
-                self.first_intended, self.first_sent_at = other.first_intended, other.first_sent_at
-            self.last_intended, self.last_sent_at = other.last_intended, other.last_sent_at
-        if other.wall_end is not None:
-            self.wall_end = other.wall_end
 
     def note_error(self, kind: str, detail: str) -> None:
         """Count an error; keep the first few as samples, secrets masked (a request's target

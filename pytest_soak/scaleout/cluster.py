@@ -28,13 +28,12 @@ import sys
 import tempfile
 import time
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_soak.cycles import CyclePlan
-from pytest_soak.driver.histogram import LatencyHistogram
 from pytest_soak.driver.records import Checkpoint, PhaseStats, Run
 from pytest_soak.driver.replay import LiveState, PhasePlan, phase_stats, plan_phases
 from pytest_soak.driver.targets.served import with_parent_death_signal
@@ -462,16 +461,9 @@ def _merge(
 ) -> None:
     """The run's phases from every worker's final figures; a worker lost before its report
     adds the counts of its last checkpoint (its latencies are lost with it)."""
-    for stats in run.phases:
-        stats.sent = stats.late = stats.capped = stats.unsent = 0
-        stats.statuses = Counter(dict.fromkeys(stats.statuses, 0))
-        stats.errors = Counter()
-        stats.error_samples = []
-        stats.latency, stats.lateness, stats.lag = (
-            LatencyHistogram(),
-            LatencyHistogram(),
-            LatencyHistogram(),
-        )
+    for position, stats in enumerate(run.phases):  # the live view's counts, replaced
+        fresh = PhaseStats(stats.name, stats.index, stats.planned_seconds, stats.expected)
+        run.phases[position] = by_name[stats.name] = fresh
     for message in done.values():
         for data in message["phases"]:
             target = by_name.get(str(data["name"]))

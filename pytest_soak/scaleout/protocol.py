@@ -183,21 +183,33 @@ def add_counts(stats: PhaseStats, counts: Sequence[Any]) -> None:
     stats.errors.update({str(k): int(v) for k, v in errors.items()})
 
 
+def stats_from_json(data: Mapping[str, Any]) -> PhaseStats:
+    """A worker's figures of a phase (``stats_to_json``) as ``PhaseStats``: its counts and
+    histograms (no plan, and its loop-clock times left out: ``merge_stats`` combines those)."""
+    return PhaseStats(
+        str(data["name"]),
+        0,
+        0.0,
+        0.0,
+        sent=int(data["sent"]),
+        late=int(data["late"]),
+        capped=int(data["capped"]),
+        unsent=int(data["unsent"]),
+        statuses=Counter({str(k): int(v) for k, v in data["statuses"].items()}),
+        errors=Counter({str(k): int(v) for k, v in data["errors"].items()}),
+        error_samples=[str(s) for s in data["error_samples"]],
+        latency=histogram_from_json(data["latency"]),
+        lateness=histogram_from_json(data["lateness"]),
+        lag=histogram_from_json(data["lag"]),
+    )
+
+
 def merge_stats(into: PhaseStats, data: Mapping[str, Any]) -> None:
-    """Add one worker's figures of a phase to ``into`` (counts summed, histograms merged, the
-    phase's first and last sends the earliest and latest of any worker)."""
+    """Add one worker's figures of a phase to ``into`` (``PhaseStats.add``: counts summed,
+    histograms merged; the phase's first and last sends the earliest and latest of any
+    worker, as the workers ran side by side)."""
     had = into.sent
-    into.sent += int(data["sent"])
-    into.late += int(data["late"])
-    into.capped += int(data["capped"])
-    into.unsent += int(data["unsent"])
-    into.statuses.update(Counter({str(k): int(v) for k, v in data["statuses"].items()}))
-    into.errors.update(Counter({str(k): int(v) for k, v in data["errors"].items()}))
-    room = max(0, 5 - len(into.error_samples))
-    into.error_samples.extend(str(s) for s in data["error_samples"][:room])
-    into.latency.merge(histogram_from_json(data["latency"]))
-    into.lateness.merge(histogram_from_json(data["lateness"]))
-    into.lag.merge(histogram_from_json(data["lag"]))
+    into.add(stats_from_json(data))
     if data["wall_start"] is not None:
         start = float(data["wall_start"])
         into.wall_start = start if into.wall_start is None else min(into.wall_start, start)
