@@ -254,16 +254,17 @@ class _Loop:
                     await self._sleep(delay)
                 if self.abort is not None:
                     raise _Aborted(self.abort)
-                if self.loop.time() - self.start - self.shift > deadline:
+                woke = self.loop.time()
+                if woke - self.start - self.shift > deadline:
                     self._count_unsent(index, arrival, phase)
                     break
-                woke = self.loop.time()
                 if self.slots.locked():
                     stats.capped += 1  # every slot taken: it waits for an answer to free one
                     await self.slots.acquire()
-                    self.slot_freed = self.loop.time()
+                    now = self.slot_freed = self.loop.time()
                 else:
-                    await self.slots.acquire()
+                    await self.slots.acquire()  # a free slot: taken without waiting
+                    now = woke
                 # The harness's own lag: how late it got round to the request, counted from
                 # its intended time or from the end of the last wait for a slot, if later (the
                 # requests queued behind a wait are late because of the service, not of it).
@@ -271,7 +272,6 @@ class _Loop:
                 if self.abort is not None:
                     self.slots.release()
                     raise _Aborted(self.abort)
-                now = self.loop.time()
                 lateness = now - intended
                 stats.lateness.record(max(0.0, lateness))
                 if lateness > self.config.late_threshold:
