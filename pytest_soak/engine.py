@@ -59,7 +59,7 @@ def run_soak(
     counts). ``progress`` is told how the run goes about once a second (in the run's event
     loop), and once more with ``done=True`` at its end."""
     resolved = as_target(target, allowed_hosts=settings.allowed_hosts)
-    scaled = settings.locust_master is not None or settings.locust_workers is not None
+    scaled = settings.scaled_out
     if scaled:
         resolved = ScaledOutTarget(resolved, _load_description(settings))
     if not len(traffic):
@@ -423,9 +423,5 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
             if settings.replay == "recorded"
             else {}
         ),
-        **(
-            {"load": _load_description(settings)}
-            if settings.locust_master is not None or settings.locust_workers is not None
-            else {}
-        ),
+        **({"load": _load_description(settings)} if settings.scaled_out else {}),
     }

@@ -100,6 +100,11 @@ class Settings:
     locust_master: tuple[str, int] | None = None
     locust_workers: int | None = None
 
+    @property
+    def scaled_out(self) -> bool:
+        """The load comes from Locust workers, not the local driver."""
+        return self.locust_master is not None or self.locust_workers is not None
+
 
 def parse_marker_kwargs(
     kwargs: Mapping[str, Any], where: str = "@pytest.mark.soak"
@@ -185,7 +190,7 @@ def resolve(
         raise SoakError(f"seed={seed!r} must be a whole number")
     phases = ("recorded",) if replay == "recorded" else tuple(p.name for p in profile.phases)
     thresholds = parse_thresholds(values.get("thresholds"), phases=phases)
-    _check_locust(locust_master, locust_workers)
+    check_locust(locust_master, locust_workers)
     return Settings(
         profile=profile,
         peak_rps=peak,
@@ -217,7 +222,8 @@ def resolve(
     )
 
 
-def _check_locust(master: tuple[str, int] | None, workers: int | None) -> None:
+def check_locust(master: tuple[str, int] | None, workers: int | None) -> None:
+    """Scale-out asks for one source of workers at most, and at least one local worker."""
     if master is not None and workers is not None:
         raise SoakError(
             "--soak-locust and --soak-locust-workers are two ways to get workers: give one (a "

@@ -241,11 +241,12 @@ def locust(config: pytest.Config) -> tuple[tuple[str, int] | None, int | None]:
     workers = config.getoption("soak_locust_workers")
     if workers is None and config.getini("soak_locust_workers"):
         workers = _locust_workers(str(config.getini("soak_locust_workers")))
-    if master is not None and workers is not None:
-        raise pytest.UsageError(
-            "--soak-locust and --soak-locust-workers are two ways to get workers: give one (a "
-            "running master's HOST:PORT, or how many local workers to start)"
-        )
+    from pytest_soak.settings import check_locust
+
+    try:
+        check_locust(master, workers)
+    except SoakError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if workers is not None:
         import importlib.util
 
