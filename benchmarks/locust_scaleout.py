@@ -121,7 +121,7 @@ async def _cluster(url: str, plan: CyclePlan, workers: int, concurrency: int) ->
             live=LiveState(),
         )
     finally:
-        await cluster.close()
+        await cluster.aclose()
 
 
 def _server_cpu(pid: int) -> float:

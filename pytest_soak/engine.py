@@ -222,7 +222,7 @@ def run_soak(
             await resolved.before_run()
         except BaseException:
             if cluster is not None:
-                await cluster.close()
+                await cluster.aclose()
             raise
         config = ReplayConfig(concurrency=settings.concurrency)
         client: Client | Cluster
@@ -260,10 +260,7 @@ def run_soak(
                     said.append(f"the attribution pass was traced by {source.engine}")
             return run, analysis, said
         finally:
-            if isinstance(client, Cluster):
-                await client.close()
-            else:
-                await client.aclose()
+            await client.aclose()
             await resolved.after_run()
 
     import scipy.stats  # noqa: F401  (the verdict's statistics: loaded before any sample)

@@ -270,7 +270,9 @@ class Cluster:
             return f"{self.where}: the Locust master sent nothing for {SILENCE_LIMIT:g}s"
         return None
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop the workers' replay, close the connection and any local processes (closed as
+        the driver's ``Client`` is, so the engine closes either one way)."""
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self.send({"type": "stop", "why": "the soak run ended"})
