@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +220,17 @@ def cut_short_dict(test_id: str = "tests/t.py::test_cut") -> dict[str, Any]:
         traffic={"path": "traffic/shop.har", "format": "har", "exchanges": 90},
     )
     return measured
+
+
+def alive(pids: Iterable[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie, waiting for its parent to reap it, is not)."""
+    import psutil
+
+    running = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return running

@@ -20,6 +20,7 @@ import pytest
 from pytest_soak.driver.targets import ServedProcess
 from pytest_soak.probes import Service
 from pytest_soak.probes.agent import AgentProbe, python_processes
+from tests.helpers import alive
 
 LEAKY_SERVICE = textwrap.dedent(
     """
@@ -328,11 +329,5 @@ def test_a_service_killed_under_load_is_a_clear_error_and_leaves_no_process(
     result.stdout.fnmatch_lines(["*the service exited with SIGKILL*"])
     pids = [int(path.name) for path in (soak_project.path / "pids").iterdir()]
     assert len(pids) >= 2  # both workers loaded the app
-    left = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-        except psutil.NoSuchProcess:
-            continue
+    left = alive(pids)
     assert not left, f"workers outlived their killed supervisor: {left}"

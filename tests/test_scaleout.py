@@ -37,6 +37,7 @@ from pytest_soak.scaleout.cluster import LocalProcesses
 from pytest_soak.scaleout.protocol import Share
 from pytest_soak.settings import Settings, resolve
 from pytest_soak.traffic import Exchange, Traffic
+from tests.helpers import alive
 
 APPS_DIR = Path(__file__).parent
 needs_locust = pytest.mark.skipif(
@@ -247,17 +248,6 @@ def _scaleout_pids() -> set[int]:
     return found
 
 
-def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 @needs_locust
 def test_two_workers_merge_to_the_services_own_counts(counting: ServedProcess) -> None:
     """2 local Locust workers, each its half of the plan: the merged run has the plan's
@@ -302,7 +292,7 @@ def test_two_workers_merge_to_the_services_own_counts(counting: ServedProcess) -
     assert [p.phase for p in run.checkpoints] == ended
     assert "load from 2 local Locust workers" in run.target
     assert len(seen) >= 5  # a master, 2 workers and their 2 replayers were seen running
-    assert not _alive(seen)
+    assert not alive(seen)
 
 
 @needs_locust
@@ -336,7 +326,7 @@ def test_a_killed_worker_fails_the_run_clearly_and_leaves_no_process(
     assert "the run stopped early" in result.explain()
     assert 0 < result.run.sent < result.run.planned_requests
     assert time.monotonic() - started < 20  # stopped at once, not at the planned end
-    assert not _alive(seen)
+    assert not alive(seen)
 
 
 @needs_locust

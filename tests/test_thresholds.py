@@ -577,23 +577,32 @@ SLOW_SWITCH_MODULE = textwrap.dedent(
 ).lstrip()
 
 
-def test_a_slower_service_is_a_regression_against_its_latency_baseline(
-    soak_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _baseline_then_switched(
+    soak_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, switch: str
+) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """SLOW_SWITCH_MODULE's baseline recorded as it is, then a run with ``switch`` set: that
+    run's outcome and its JSON result."""
     soak_project.makepyfile(test_shop=SLOW_SWITCH_MODULE)
     quick = ("--soak-duration=3s", "-p", "no:cacheprovider")
     soak_project.runpytest_subprocess(*quick, "--soak-update-baselines").assert_outcomes(passed=1)
+    monkeypatch.setenv(switch, "1")
+    run = soak_project.runpytest_subprocess(*quick, "--soak-json=soak.json")
+    [result] = json.loads((soak_project.path / "soak.json").read_text())["results"]
+    return run, result
+
+
+def test_a_slower_service_is_a_regression_against_its_latency_baseline(
+    soak_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, result = _baseline_then_switched(soak_project, monkeypatch, "SOAK_SLOW")
     [written] = (soak_project.path / "__soak_baselines__").glob("*.json")
     [entry] = json.loads(written.read_text())["tests"]["test_shop"].values()
     assert {"p50", "p95", "p99", "error_rate"} <= set(entry["phases"][1])
-    monkeypatch.setenv("SOAK_SLOW", "1")
-    run = soak_project.runpytest_subprocess(*quick, "--soak-json=soak.json")
     run.assert_outcomes(failed=1)
     run.stdout.fnmatch_lines(
         ["*soak verdict: REGRESSION — latency over the baseline + 20% + 10.0ms tolerance: *"
          "spike p50 3?.*ms > *ms allowed (baseline *ms)*"]
     )  # fmt: skip
-    [result] = json.loads((soak_project.path / "soak.json").read_text())["results"]
     assert result["verdict"] == "regression"
     assert result["baseline"]["latency"]["status"] == "over"
 
@@ -604,17 +613,12 @@ def test_a_stalled_harness_is_not_called_a_latency_regression(
     """The driver stalls with its process (250 ms a second): the requests due meanwhile are
     sent late and their latency, measured from the intended time, carries that lag. It is not
     the service's: the test passes, and the summary says which figures were not judged."""
-    soak_project.makepyfile(test_shop=SLOW_SWITCH_MODULE)
-    quick = ("--soak-duration=3s", "-p", "no:cacheprovider")
-    soak_project.runpytest_subprocess(*quick, "--soak-update-baselines").assert_outcomes(passed=1)
-    monkeypatch.setenv("SOAK_STALL", "1")
-    run = soak_project.runpytest_subprocess(*quick, "--soak-json=soak.json")
+    run, result = _baseline_then_switched(soak_project, monkeypatch, "SOAK_STALL")
     run.assert_outcomes(passed=1)
     run.stdout.fnmatch_lines(
         ["*test_shop: baseline: latency not judged in * of * percentiles: *spike p95 *ms > *ms "
          "allowed, but the harness sent *ms late at that percentile*rerun on a quieter machine*"]
     )  # fmt: skip
-    [result] = json.loads((soak_project.path / "soak.json").read_text())["results"]
     latency = result["baseline"]["latency"]
     assert result["verdict"] == "ok" and latency["status"] == "late" and not latency["over"]
     spike = next(p for p in result["phases"] if p["name"] == "spike")
