@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from pytest_soak.driver.targets import ServedProcess, free_loopback_port
 from pytest_soak.engine import run_soak
 from pytest_soak.errors import DriverError
 from pytest_soak.report.progress import Progress
-from pytest_soak.scaleout import protocol
+from pytest_soak.scaleout import protocol, replayer
 from pytest_soak.scaleout.cluster import LocalProcesses
 from pytest_soak.scaleout.protocol import Share
 from pytest_soak.settings import Settings, resolve
@@ -129,6 +130,13 @@ def test_requests_travel_intact_and_a_changed_one_is_refused() -> None:
     digest = protocol.requests_digest(distinct, order)
     travelled[1]["target"] = "/admin"
     assert protocol.requests_digest(travelled, order) != digest
+    # ... and a replayer given the changed requests with the original SHA-256 sends nothing
+    job = {
+        "protocol": protocol.PROTOCOL, "target": "http://127.0.0.1:9", "allowed_hosts": [],
+        "requests": travelled, "order": order, "digest": digest, "index": 0, "workers": 1,
+    }  # fmt: skip
+    with pytest.raises(DriverError, match="do not match their SHA-256: refusing to replay"):
+        asyncio.run(replayer.run_job(job, replayer._Commands(io.StringIO("")), io.StringIO()))
 
 
 @pytest.mark.parametrize("text", ["nonsense", "host:", ":5558", "host:99999", "host:port"])
