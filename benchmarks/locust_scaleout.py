@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from transcript import Transcript
 from pytest_soak.cycles import CyclePlan, plan_cycles
 from pytest_soak.driver.records import Checkpoint, Run
 from pytest_soak.driver.replay import LiveState, ReplayConfig, plan_phases, replay
-from pytest_soak.driver.targets import UrlTarget, free_loopback_port
+from pytest_soak.driver.targets import ServedProcess, UrlTarget
 from pytest_soak.scaleout.cluster import open_cluster
 from pytest_soak.settings import resolve
 from pytest_soak.traffic import Exchange, Traffic
@@ -55,21 +53,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _serve(port: int, workers: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "locust_scaleout:app", "--port", str(port),
+def _serve(workers: int) -> ServedProcess:
+    """The app under uvicorn on a free loopback port (no agent: the server is only measured
+    for its CPU), ready when it answers."""
+    return ServedProcess(
+        [sys.executable, "-m", "uvicorn", "locust_scaleout:app", "--port", "{port}",
          "--log-level", "warning", "--no-access-log", "--http", "httptools",
          "--workers", str(workers)],
-        cwd=HERE,
+        cwd=HERE, ready="/", agent=False,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return server
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the uvicorn server did not start")
 
 
 def _plan(rate: float, seconds: float) -> CyclePlan:
@@ -154,9 +146,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    port = free_loopback_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(port, args.server_workers)
+    server = _serve(args.server_workers)
+    url = server.url
     transcript = Transcript()
     say = transcript.say
     try:
@@ -216,8 +207,7 @@ def main() -> None:
                 f"over {len(run.checkpoints)} checkpoints")  # fmt: skip
             say()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
     transcript.write(args.out)
 
 
