@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_soak.analysis import Analysis, Limits, analyze
@@ -297,8 +295,7 @@ def run_soak(
     sampler.start()
     try:
         try:
-            with _interrupt_raises():
-                run, analysis, said = asyncio.run(drive())
+            run, analysis, said = asyncio.run(drive())
         finally:
             sampler.stop()
             session.stop()
@@ -343,34 +340,6 @@ def run_soak(
     if check and result.failed:
         raise SoakFailure(result.explain())
     return result
-
-
-@contextlib.contextmanager
-def _interrupt_raises() -> Iterator[None]:
-    """Ctrl-C raises ``KeyboardInterrupt`` where the run is, as outside ``asyncio.run``.
-
-    ``asyncio.run`` turns a first Ctrl-C into a cancellation of its main task, which any
-    ``await`` that suppresses ``CancelledError`` on its way (ours, an in-process app's, a
-    library's) can absorb, and the run would then go on as if nothing was pressed. With a
-    handler of our own in place, ``asyncio.run`` installs none, and the interrupt ends the run
-    where it is; its reports keep what it measured (``RunCutShort``). Off the main thread, or
-    with SIGINT ignored or handled by someone else, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
-        yield  # someone else's handler (or SIGINT ignored): left as it is
-        return
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def probe_session(target: Target, settings: Settings) -> ProbeSession:
