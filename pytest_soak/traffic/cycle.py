@@ -115,10 +115,14 @@ def choose_cycle(
     if total == 0 or size <= 0:
         raise ValueError(f"size={size} and a recording of {total} requests: nothing to choose")
     if kinds is None:
+        from pytest_soak.traffic.request_facts import RecordingFacts
         from pytest_soak.traffic.variations import request_kinds
 
-        kinds = request_kinds(exchanges)
-    endpoints = [e.endpoint for e in exchanges]
+        facts = RecordingFacts(exchanges)
+        kinds = request_kinds(exchanges, facts)
+        endpoints = [request.endpoint for request in facts.requests]  # (Exchange.endpoint)
+    else:
+        endpoints = [e.endpoint for e in exchanges]
     all_kinds = {label for labels in kinds for label in labels}
     if size >= total:
         indices = tuple(i % total for i in range(size))

@@ -36,6 +36,7 @@ _DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 class RequestFacts:
     """What classifying needs from one exchange, parsed once (never changed after)."""
 
+    method: str
     endpoint: str
     ids: tuple[str, ...]  # id-like path segments (their id part) and query values
     id_shapes: tuple[str, ...]  # ``_shape`` of each id
@@ -55,8 +56,8 @@ class RecordingFacts:
     """What classifying one exchange needs to know about the whole recording."""
 
     def __init__(self, exchanges: Sequence[Exchange]) -> None:
-        self.requests = _requests(exchanges)
-        self.id_states = _id_states(exchanges, self.requests)
+        self.requests, statuses = _requests(exchanges)  # one pass over the exchanges
+        self.id_states = _id_states(self.requests, statuses)
         id_shapes: dict[str, Counter[str]] = {}
         for request in self.requests:
             shapes = id_shapes.setdefault(request.endpoint, Counter())
@@ -70,17 +71,22 @@ class RecordingFacts:
         self.query_axes = _query_axes(self.requests)
 
 
-def _requests(exchanges: Sequence[Exchange]) -> list[RequestFacts]:
-    """Each exchange parsed; a request repeated (same method and target) is parsed once."""
+def _requests(exchanges: Sequence[Exchange]) -> tuple[list[RequestFacts], list[int]]:
+    """Each exchange parsed, and its recorded status (-1: no recorded response); a request
+    repeated (same method and target) is parsed once. The only pass over the exchanges
+    (a recording read from the cache builds each one as it is read: ``stored.py``)."""
     parsed: dict[tuple[str, str], RequestFacts] = {}
     requests: list[RequestFacts] = []
+    statuses: list[int] = []
     for exchange in exchanges:
         key = (exchange.method, exchange.target)
         request = parsed.get(key)
         if request is None:
             request = parsed[key] = _request(exchange)
         requests.append(request)
-    return requests
+        response = exchange.response
+        statuses.append(-1 if response is None else response.status)
+    return requests, statuses
 
 
 def _request(exchange: Exchange) -> RequestFacts:
@@ -91,6 +97,7 @@ def _request(exchange: Exchange) -> RequestFacts:
     ids.extend(value for _, value in pairs if value and is_id_like(value))
     own = split_id(path.rstrip("/").rsplit("/", 1)[-1]) if ids else None
     return RequestFacts(
+        method=exchange.method,
         endpoint=f"{exchange.method} {template}",
         ids=tuple(ids),
         id_shapes=tuple(map(_shape, ids)),
@@ -164,9 +171,10 @@ def _shape(identifier: str) -> str:
 _MAKING = ("POST", "PUT", "PATCH")
 
 
-def _id_states(exchanges: Sequence[Exchange], requests: Sequence[RequestFacts]) -> list[str | None]:
-    """For each exchange: ``known`` when the replayed service will know every id in it,
-    ``unknown`` otherwise; ``None`` when it has no ids or the recording has no responses.
+def _id_states(requests: Sequence[RequestFacts], statuses: Sequence[int]) -> list[str | None]:
+    """For each exchange (its request's facts and recorded status, -1 for none): ``known``
+    when the replayed service will know every id in it, ``unknown`` otherwise; ``None`` when
+    it has no ids or the recording has no responses.
 
     REST reading of the recording: an id is *made* by a 2xx ``POST``/``PUT``/``PATCH`` whose
     last path segment it is, and unmade by a 2xx ``DELETE`` of it. An id the recording makes
@@ -175,19 +183,19 @@ def _id_states(exchanges: Sequence[Exchange], requests: Sequence[RequestFacts]) 
     unknown to the replayed service whatever the recorded answer was (a capture cut
     mid-session asks for such ids). Any other id (read-only data) is known when answered 2xx,
     there or earlier in the recording."""
-    if not any(e.response is not None for e in exchanges):
-        return [None] * len(exchanges)
+    if all(status < 0 for status in statuses):
+        return [None] * len(statuses)
     mutable: set[str] = set()
-    for exchange, request in zip(exchanges, requests, strict=True):
+    for status, request in zip(statuses, requests, strict=True):
         own = request.own_id
-        if own and _ok(exchange) and exchange.method in (*_MAKING, "DELETE"):
+        if own and 200 <= status < 300 and request.method in (*_MAKING, "DELETE"):
             mutable.add(own)
     made: set[str] = set()
     seen: set[str] = set()
     states: list[str | None] = []
-    for exchange, request in zip(exchanges, requests, strict=True):
+    for status, request in zip(statuses, requests, strict=True):
         ids = request.ids
-        ok = _ok(exchange)
+        ok = 200 <= status < 300
         if not ids:
             states.append(None)
         else:
@@ -196,15 +204,11 @@ def _id_states(exchanges: Sequence[Exchange], requests: Sequence[RequestFacts]) 
         if ok:
             seen.update(ids)
             own = request.own_id
-            if own and exchange.method in _MAKING:
+            if own and request.method in _MAKING:
                 made.add(own)
-            elif own and exchange.method == "DELETE":
+            elif own and request.method == "DELETE":
                 made.discard(own)
     return states
-
-
-def _ok(exchange: Exchange) -> bool:
-    return exchange.response is not None and 200 <= exchange.response.status < 300
 
 
 def _value_kind(value: str) -> str:

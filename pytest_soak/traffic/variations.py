@@ -101,14 +101,17 @@ def candidates(exchanges: Sequence[Exchange], endpoint: str) -> list[Candidate]:
 _KindsKey = tuple[str, tuple[tuple[str, str, str], ...]]
 
 
-def request_kinds(exchanges: Sequence[Exchange]) -> list[frozenset[str]]:
+def request_kinds(
+    exchanges: Sequence[Exchange], facts: RecordingFacts | None = None
+) -> list[frozenset[str]]:
     """For each exchange (same order), the kinds it is: its endpoint (``"GET /search"``) and,
     for every variation of its endpoint it belongs to, ``"<endpoint> | <family>=<value>"``
     (``"DELETE /cart/delete/{id} | id=unknown"``; query: ``"GET /search | query:q=word"``).
 
     The labels are exactly the ``variations`` of each endpoint (axes with two or more values),
-    computed for the whole recording at once; exchanges of the same kinds share one set."""
-    facts = RecordingFacts(exchanges)
+    computed for the whole recording at once; exchanges of the same kinds share one set.
+    ``facts`` are the recording's, when the caller has them already."""
+    facts = RecordingFacts(exchanges) if facts is None else facts
     classifiers = [(family, FAMILIES[family]) for family in FAMILY_NAMES]
     keys: list[_KindsKey] = []
     values: dict[tuple[str, str, str], set[str]] = {}
