@@ -13,7 +13,10 @@ bodies, chunked and base64 responses, Chrome's HAR fields (timings, cookies, que
    RSS (``ru_maxrss``), and the RSS the loaded ``Traffic`` keeps (RSS after ``gc.collect()``
    minus RSS before loading);
 2. **cache write** (the first load with the cache on: parse + write ``.soak-cache/``);
-3. **cached load** (a later load): seconds and peak RSS;
+3. **cached load** (a later load): seconds and peak RSS; since the cache keeps the recording
+   on disk and a loaded ``Traffic`` reads it a chunk at a time, also **cycle**: a cached load
+   and the choice of one ``--cycle``-request cycle (``choose_cycle``, which classifies every
+   exchange, as a soak run's plan does): seconds and the RSS kept by the traffic and its cycle;
 4. the **reference**: ``json.load`` of the same HAR file (MB/s and peak RSS) in the same run,
    with the ratios against it.
 
@@ -435,8 +438,9 @@ def recording_files(
 # --- one measurement, in a fresh process ----------------------------------------------------
 
 
-def child(mode: str, path: str) -> None:
-    """Load ``path`` once (``mode``: parse, write, cached, json) and print what it took."""
+def child(mode: str, path: str, cycle: int) -> None:
+    """Load ``path`` once (``mode``: parse, write, cached, cycle, json) and print what it
+    took (``cycle``: a cached load, then a cycle of ``cycle`` requests chosen from it)."""
     import gc
     import resource
     import time
@@ -457,6 +461,14 @@ def child(mode: str, path: str) -> None:
             load = lambda: load_traffic(path)  # noqa: E731
         except Exception:
             load = lambda: load_traffic(path, cache=mode != "parse")  # noqa: E731
+        if mode == "cycle":
+            from pytest_soak.traffic.cycle import choose_cycle
+
+            def load() -> Any:
+                traffic = load_traffic(path)
+                choice = choose_cycle(traffic, cycle)
+                return traffic, choice
+
     gc.collect()
     rss_before = me.memory_info().rss
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -474,18 +486,23 @@ def child(mode: str, path: str) -> None:
                 "peak": peak,
                 "peak_before": peak_before,
                 "held": held,
-                "count": len(result["log"]["entries"]) if mode == "json" else len(result),
+                "count": len(result["log"]["entries"])
+                if mode == "json"
+                else len(result[0] if mode == "cycle" else result),
             }
         )
     )
 
 
-def measure(mode: str, path: Path, tree: Path | None = None) -> dict[str, Any]:
+CYCLE = 3000  # requests of the cycle chosen by the 'cycle' measure (--cycle)
+
+
+def measure(mode: str, path: Path, tree: Path | None = None, cycle: int = CYCLE) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(tree or HERE.parent)
     env.pop("PYTEST_SOAK_TRAFFIC_CACHE", None)
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(path)],
+        [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(path), str(cycle)],
         capture_output=True,
         text=True,
         env=env,
@@ -497,10 +514,12 @@ def measure(mode: str, path: Path, tree: Path | None = None) -> dict[str, Any]:
     return result
 
 
-def best(mode: str, path: Path, repeat: int, tree: Path | None = None) -> dict[str, Any]:
+def best(
+    mode: str, path: Path, repeat: int, tree: Path | None = None, cycle: int = CYCLE
+) -> dict[str, Any]:
     """The fastest of ``repeat`` fresh processes (each its own peak; the peak reported is that
     of the fastest run: peaks barely vary, times do on a shared machine)."""
-    runs = [measure(mode, path, tree) for _ in range(repeat)]
+    runs = [measure(mode, path, tree, cycle) for _ in range(repeat)]
     return min(runs, key=lambda run: run["wall"])
 
 
@@ -527,11 +546,14 @@ def main() -> None:
         default=None,
         help="also load with another checkout's pytest_soak (e.g. main before this change)",
     )
+    parser.add_argument("--cycle", type=int, default=CYCLE, help="requests of the cycle chosen")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MODE", "PATH", "CYCLE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(args.child[0], args.child[1], int(args.child[2]))
         return
     entries = 20_000 if args.quick else args.entries
     formats = args.formats.split(",")
@@ -541,7 +563,9 @@ def main() -> None:
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs ({platform.machine()}); "
         f"seed {args.seed}, fastest of {args.repeat} fresh processes per figure",
         "first load: load_traffic(path, cache=False); write: the first load with the cache "
-        "(parse + write .soak-cache/), cache: the size of the file written; cached: a later load. "
+        "(parse + write .soak-cache/), cache: the size of the file written; cached: a later load "
+        f"(the Traffic reads the cache a chunk at a time); cycle: a cached load and the choice of "
+        f"a {args.cycle:,}-request cycle (choose_cycle classifies every exchange). "
         "peak: the process's peak RSS (ru_maxrss, interpreter and imports included: 'base' before "
         "loading); held: RSS kept by the loaded Traffic after gc.collect(). xjson: against "
         "json.load of the HAR (MB/s: higher is better; peak: lower is better)",
@@ -558,7 +582,7 @@ def main() -> None:
     head = (
         f"{'format':9} {'file':>8} {'exchanges':>9} | {'first load':>9} {'MB/s':>6} {'xjson':>6} "
         f"{'peak':>8} {'xjson':>6} {'held':>8} | {'write':>7} {'cache':>7} | {'cached':>7} {'peak':>8} "
-        f"{'held':>8}"
+        f"{'held':>8} | {'cycle':>7} {'held':>8}"
     )
     lines.append(head)
     lines.append("-" * len(head))
@@ -569,8 +593,9 @@ def main() -> None:
         first = best("parse", path, args.repeat)
         write = best("write", path, 1)
         cached = best("cached", path, args.repeat)
+        cycle = best("cycle", path, args.repeat, cycle=args.cycle)
         rate = size / first["wall"]
-        rows.append((name, size, first, cached))
+        rows.append((name, size, first, cached, cycle))
         stored = sum(
             p.stat().st_size for p in (path.parent / ".soak-cache").glob(f"{path.name}.*.traffic")
         )
@@ -578,7 +603,8 @@ def main() -> None:
             f"{name:9} {mb(size):>8} {first['count']:>9,} | {first['wall']:>8.2f}s {rate / 1e6:>6.1f} "
             f"{rate / ref_rate:>6.2f} {mb(first['peak']):>8} {first['peak'] / reference['peak']:>6.2f} "
             f"{mb(first['held']):>8} | {write['wall']:>6.2f}s {mb(stored):>7} | {cached['wall']:>6.2f}s "
-            f"{mb(cached['peak']):>8} {mb(cached['held']):>8}"
+            f"{mb(cached['peak']):>8} {mb(cached['held']):>8} | {cycle['wall']:>6.2f}s "
+            f"{mb(cycle['held']):>8}"
         )
     if args.before:
         lines.append("")
@@ -594,13 +620,14 @@ def main() -> None:
                 f"{mb(old['held']):>8}"
             )
     lines.append("")
-    for name, size, first, cached in rows:
+    for name, size, first, cached, cycle in rows:
         lines.append(
             f"{name}: first load {size / first['wall'] / 1e6:.1f} MB/s "
             f"({first['count'] / first['wall']:,.0f} exchanges/s, {first['cpu']:.2f} s CPU), "
             f"cached load {cached['wall']:.2f} s ({cached['cpu']:.2f} s CPU), "
             f"held {first['held'] / max(first['count'], 1):,.0f} B per exchange parsed, "
-            f"{cached['held'] / max(cached['count'], 1):,.0f} B cached"
+            f"{cached['held'] / max(cached['count'], 1):,.0f} B cached; a cached load and a "
+            f"{args.cycle:,}-request cycle {cycle['wall']:.2f} s, {mb(cycle['held'])} held"
         )
     text = "\n".join(lines) + "\n"
     print(text, end="")

@@ -216,7 +216,7 @@ def flip_a_payload_byte(blob: bytes) -> bytes:
 
 
 def other_version(blob: bytes) -> bytes:
-    return blob.replace(b'"version":1,', b'"version":99,', 1)
+    return blob.replace(b'"version":%d,' % cache.VERSION, b'"version":99,', 1)
 
 
 def other_recording(blob: bytes) -> bytes:
@@ -250,12 +250,13 @@ def test_a_bad_cache_file_is_never_trusted_and_is_rebuilt(
     tmp_path: Path, corrupt: Callable[[bytes], bytes], parses: list[str]
 ) -> None:
     path = copied(tmp_path, "shop.har")
-    expected = load_traffic(path, cache=True)
+    expected = load_traffic(path, cache=False)
+    load_traffic(path, cache=True)  # writes the cache (the traffic is dropped, and its file)
     [entry] = cache_files(tmp_path)
     entry.write_bytes(corrupt(entry.read_bytes()))
     assert load_traffic(path, cache=True) == expected  # parsed again
     assert load_traffic(path, cache=True) == expected  # from the rebuilt cache
-    assert len(parses) == 2
+    assert len(parses) == 3
 
 
 def test_a_damaged_stat_file_only_costs_a_hash(tmp_path: Path, parses: list[str]) -> None:
@@ -382,7 +383,7 @@ go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.0005)
 traffic = load_traffic(sys.argv[1])
-print(len(traffic), hashlib.sha256(repr(traffic.exchanges).encode()).hexdigest())
+print(len(traffic), hashlib.sha256(repr(tuple(traffic)).encode()).hexdigest())
 """
 
 
@@ -392,7 +393,7 @@ def test_two_processes_loading_one_file_at_once_both_succeed(
     path = tmp_path / "big.har"
     path.write_bytes(big_har(5000))
     expected = load_traffic(path, cache=False)
-    digest = hashlib.sha256(repr(expected.exchanges).encode()).hexdigest()
+    digest = hashlib.sha256(repr(tuple(expected)).encode()).hexdigest()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for attempt in range(3):  # racing on an empty cache, then on one being replaced
         go = tmp_path / f"go{attempt}"
@@ -681,8 +682,9 @@ def test_other_traffic_fields_are_kept_when_they_are_scalars_or_tuples(
 ) -> None:
     path = copied(tmp_path, "shop.har")
     traffic = load_traffic(path, cache=False)
-    blob = cache.encode(traffic, "shop.har", "d" * 64, 1, "v")
-    assert cache._decode(blob, "d" * 64, 1, "v", "shown.har") == replace(traffic, path="shown.har")
+    stored = tmp_path / "stored.traffic"
+    stored.write_bytes(cache.encode(traffic, "shop.har", "d" * 64, 1, "v"))
+    assert cache._open(stored, "d" * 64, 1, "v", "shown.har") == replace(traffic, path="shown.har")
     others = {f.name for f in fields(Traffic)} - cache._BUILT
     assert set(cache._extra_fields(traffic)) == others  # kept as they are
     monkeypatch.setattr(cache, "_BUILT", frozenset({"exchanges", "path", "skipped"}))

@@ -14,8 +14,9 @@ A cache file is never trusted, only used when everything checks:
 * the *variant*: the ``format=`` asked for and a fingerprint of the parsers (the registered
   formats in order, the source of their modules and of the model, the Python version and byte
   order), so a changed parser, or a format registered before another, never gets an old result;
-* the payload's length and CRC-32, then a strict typed decoding of it (indices in range, every
-  target a path, as ``Exchange`` checks).
+* the payload's length, the index's CRC-32, then each chunk's CRC-32 and a strict typed
+  decoding of it (indices in range, every target a path, as ``Exchange`` checks), one chunk
+  in memory at a time.
 
 Anything else (truncated, corrupt, foreign, another version, another recording's) is a miss:
 the file is parsed and the cache written again, silently. A failed parse is not cached.
@@ -32,9 +33,13 @@ and a reader only ever sees a whole file. A folder that cannot be written (a rea
 checkout, or one without write bits, even for root) means no cache, never an error.
 ``PYTEST_SOAK_TRAFFIC_CACHE=0`` (or ``load_traffic(..., cache=False)``) turns it off.
 
-The payload is msgpack (msgspec) in columns, with a table of the distinct strings and header
-pairs, so a loaded recording shares equal pairs as a parsed one does; it is built with ``map``
-over the columns, so a 200,000-exchange recording loads in about a second.
+The payload is msgpack (msgspec): an index (the ``Traffic``'s other fields, and each chunk's
+length, exchange count and CRC-32), then chunks of ``CHUNK`` consecutive exchanges in columns
+(``columns.py``), each with its own table of distinct strings and header pairs. A load checks
+the whole file and keeps it open: the ``Traffic`` it gives reads its exchanges a chunk at a
+time (``stored.py``), so it holds a few bytes per chunk, not the recording, and a soak run holds
+the cycle it replays. A first load that writes the cache gives the stored ``Traffic`` too, and
+drops the parsed one.
 """
 
 from __future__ import annotations
@@ -46,27 +51,32 @@ import sys
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import fields
-from itertools import islice, repeat
+from itertools import accumulate
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from pytest_soak.files import write_atomic
-from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Skipped, Traffic
+from pytest_soak.traffic import columns
+from pytest_soak.traffic.columns import Index
+from pytest_soak.traffic.model import Exchange, Skipped, Traffic
+from pytest_soak.traffic.stored import Chunks, StoredExchanges
 
 CACHE_DIR = ".soak-cache"
 ENV = "PYTEST_SOAK_TRAFFIC_CACHE"
-VERSION = 1
+VERSION = 2
 MAGIC = b"pytest-soak traffic cache\n"
 SUFFIX = ".traffic"
 MIN_BYTES = 1 << 20  # smaller files are cached only with cache=True
 RACY_NS = 2_000_000_000  # a write this close to the hash may share its mtime
 _OFF = frozenset({"0", "false", "no", "off"})
 _HASH_BLOCK = 1 << 24
+_HEAD_BYTES = 1 << 16  # the magic bytes and the header line fit in this
+CHUNK = 256  # exchanges per chunk: a read of one exchange builds this many
 _README = """# pytest-soak traffic cache
 
 This folder is created by pytest-soak beside recorded traffic files. It holds each recording
@@ -86,10 +96,6 @@ _CACHEDIR_TAG = (
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
 
-Index = Annotated[int, msgspec.Meta(ge=0)]
-# array type of the packed pair indices: 32 bits or more, native order (the variant names it)
-_ID = "I" if array("I").itemsize >= 4 else "L"
-
 
 class _Header(msgspec.Struct, frozen=True):
     """The JSON line after the magic bytes."""
@@ -99,31 +105,20 @@ class _Header(msgspec.Struct, frozen=True):
     digest: str  # SHA-256 of the recording's bytes
     size: int  # the recording's size in bytes
     variant: str
-    payload: int  # bytes of the payload after the header line
-    crc32: int
+    payload: int  # bytes after the header line: the index, then the chunks
+    index: int  # bytes of the index
+    crc32: int  # the index's CRC-32 (it holds each chunk's)
 
 
-class _Payload(msgspec.Struct, array_like=True, gc=False):
-    """A ``Traffic`` in columns, its strings and header pairs by index into tables of unique
-    ones: once loaded, equal strings and equal header pairs are one object again."""
+class _Index(msgspec.Struct, array_like=True):
+    """What a ``Traffic`` is besides its exchanges, and where its chunks are: the chunks
+    follow the index in order, ``lengths[i]`` bytes, ``counts[i]`` exchanges each."""
 
     format: str
     skipped: list[tuple[str, str]]
-    strings: list[str]
-    pair_names: list[Index]  # the header pairs: name and value, as indices into strings
-    pair_values: list[Index]
-    offsets: list[float]
-    methods: list[Index]
-    targets: list[str]
-    header_counts: list[Index]  # headers per exchange
-    header_ids: bytes  # their pairs, in order, as native unsigned 32-bit indices
-    bodies: list[bytes]
-    statuses: list[int]  # -1: no recorded response
-    response_header_counts: list[Index]
-    response_header_ids: bytes
-    response_bodies: list[bytes]
-    hosts: list[Annotated[int, msgspec.Meta(ge=-1)]]  # -1: no host
-    sources: list[str]
+    counts: list[Index]
+    lengths: list[Index]
+    crcs: list[Index]
     extra: dict[str, Any] = {}  # Traffic's other fields (scalars, tuples of scalars)
 
 
@@ -140,7 +135,8 @@ class _Stat(msgspec.Struct, frozen=True):
 
 
 _HEADER_DECODER = msgspec.json.Decoder(_Header)
-_PAYLOAD_DECODER = msgspec.msgpack.Decoder(_Payload)
+_INDEX_DECODER = msgspec.msgpack.Decoder(_Index)
+_CHUNK_DECODER = msgspec.msgpack.Decoder(columns.Chunk)
 _STAT_DECODER = msgspec.json.Decoder(_Stat)
 _ENCODER = msgspec.msgpack.Encoder()
 _fingerprints: dict[tuple[object, ...], str] = {}
@@ -179,7 +175,7 @@ def fingerprint(parsers: Iterable[tuple[str, object]]) -> str:
     known = _fingerprints.get(key)
     if known is not None:
         return known
-    platform = f"{sys.version_info[:2]} {sys.byteorder} {array(_ID).itemsize}"
+    platform = f"{sys.version_info[:2]} {sys.byteorder} {array(columns.ID_TYPE).itemsize}"
     digest = hashlib.sha256(f"{VERSION} {platform}".encode())
     modules = {Exchange.__module__}
     for name, parse in parsers:
@@ -216,35 +212,38 @@ class Entry:
         try:
             self._stat_ns = time.time_ns()
             self._stat = stat = self.recording.stat()
+            if not self.path.is_file():
+                return None
             digest = self._known_digest(stat)
-            with open(self.path, "rb") as file:
-                blob = file.read()
             remember = digest is None
             if digest is None:
                 digest = _file_digest(self.recording)
         except OSError:
             return None
-        traffic = _decode(blob, digest, stat.st_size, self.variant, shown)
+        traffic = _open(self.path, digest, stat.st_size, self.variant, shown)
         if traffic is not None and remember:
             self._remember(stat, self._stat_ns, digest)
         return traffic
 
-    def save(self, data: bytes, traffic: Traffic) -> None:
+    def save(self, data: bytes, traffic: Traffic) -> Traffic | None:
         """Write ``traffic``, parsed from ``data`` (the recording's bytes, read after
-        ``load``), to the cache."""
+        ``load``), to the cache; give it back as stored (its exchanges read from the cache
+        file, ``stored.py``), or None when it could not be written."""
         try:
             self._ensure_folder()
             digest = hashlib.sha256(data).hexdigest()
             blob = encode(traffic, self.recording.name, digest, len(data), self.variant)
         except (OSError, TypeError):  # TypeError: a Traffic field the cache cannot keep
-            return
+            return None
         try:
             write_atomic(self.path, blob)
             if self._stat is not None and self._stat.st_size == len(data):
                 self._remember(self._stat, self._stat_ns, digest)
             self._remove_other_variants()
         except OSError:
-            return
+            return None
+        del blob
+        return _open(self.path, digest, len(data), self.variant, traffic.path)
 
     def _known_digest(self, stat: os.stat_result) -> str | None:
         """The digest remembered for this very file, unless it may have changed since."""
@@ -326,115 +325,84 @@ def _is_entry(rest: str) -> bool:
 
 def encode(traffic: Traffic, recording: str, digest: str, size: int, variant: str) -> bytes:
     """The cache file for ``traffic`` parsed from a recording of ``size`` bytes."""
-    strings: dict[str, int] = {}
-    pairs: dict[tuple[str, str], int] = {}
-    text = strings.setdefault
-    pair = pairs.setdefault
     exchanges = traffic.exchanges
-    responses = [exchange.response for exchange in exchanges]
-    payload = _Payload(
-        format=traffic.format,
-        skipped=[(skip.source, skip.reason) for skip in traffic.skipped],
-        strings=[],
-        pair_names=[],
-        pair_values=[],
-        offsets=[exchange.offset for exchange in exchanges],
-        methods=[text(exchange.method, len(strings)) for exchange in exchanges],
-        targets=[exchange.target for exchange in exchanges],
-        header_counts=[len(exchange.headers) for exchange in exchanges],
-        header_ids=_packed(pair(p, len(pairs)) for e in exchanges for p in e.headers),
-        bodies=[exchange.body for exchange in exchanges],
-        statuses=[-1 if r is None else r.status for r in responses],
-        response_header_counts=[0 if r is None else len(r.headers) for r in responses],
-        response_header_ids=_packed(
-            pair(p, len(pairs)) for r in responses if r is not None for p in r.headers
-        ),
-        response_bodies=[b"" if r is None else r.body for r in responses],
-        hosts=[-1 if e.host is None else text(e.host, len(strings)) for e in exchanges],
-        sources=[exchange.source for exchange in exchanges],
+    starts = range(0, len(exchanges), CHUNK)
+    chunks = [_ENCODER.encode(columns.chunk_of(exchanges[at : at + CHUNK])) for at in starts]
+    index = _ENCODER.encode(
+        _Index(
+            format=traffic.format,
+            skipped=[(skip.source, skip.reason) for skip in traffic.skipped],
+            counts=[min(CHUNK, len(exchanges) - at) for at in starts],
+            lengths=[len(chunk) for chunk in chunks],
+            crcs=[zlib.crc32(chunk) for chunk in chunks],
+            extra=_extra_fields(traffic),
+        )
     )
-    payload.pair_names = [text(name, len(strings)) for name, _ in pairs]
-    payload.pair_values = [text(value, len(strings)) for _, value in pairs]
-    payload.strings = list(strings)
-    payload.extra = _extra_fields(traffic)
-    body = _ENCODER.encode(payload)
-    header = _Header(VERSION, recording, digest, size, variant, len(body), zlib.crc32(body))
-    return MAGIC + msgspec.json.encode(header) + b"\n" + body
+    payload = len(index) + sum(map(len, chunks))
+    header = _Header(
+        VERSION, recording, digest, size, variant, payload, len(index), zlib.crc32(index)
+    )
+    return b"".join([MAGIC, msgspec.json.encode(header), b"\n", index, *chunks])
 
 
-def _decode(blob: bytes, digest: str, size: int, variant: str, shown: str) -> Traffic | None:
-    """The ``Traffic`` in a cache file, or None unless every check passes."""
-    if not blob.startswith(MAGIC):
-        return None
-    newline = blob.find(b"\n", len(MAGIC))
+def _open(path: Path, digest: str, size: int, variant: str, shown: str) -> Traffic | None:
+    """The ``Traffic`` stored in the cache file at ``path``, or None unless every check
+    passes; the file stays open while the traffic's exchanges are alive (``stored.py``)."""
     try:
-        header = _HEADER_DECODER.decode(blob[len(MAGIC) : newline])
-    except msgspec.DecodeError:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return None
+    try:
+        traffic = _checked(fd, str(path), digest, size, variant, shown)
+    except (OSError, ValueError, msgspec.DecodeError):
+        traffic = None
+    if traffic is None:
+        os.close(fd)
+    return traffic
+
+
+def _checked(
+    fd: int, path: str, digest: str, size: int, variant: str, shown: str
+) -> Traffic | None:
+    """Check the whole cache file open at ``fd`` (header, index, then each chunk's CRC-32 and
+    columns, one chunk in memory at a time) and give its ``Traffic``, or None."""
+    head = os.pread(fd, _HEAD_BYTES, 0)
+    newline = head.find(b"\n", len(MAGIC))
+    if not head.startswith(MAGIC) or newline < 0:
+        return None
+    header = _HEADER_DECODER.decode(head[len(MAGIC) : newline])
     start = newline + 1
     if (
-        newline < 0
-        or header.version != VERSION
+        header.version != VERSION
         or header.digest != digest
         or header.size != size
         or header.variant != variant
-        or header.payload != len(blob) - start
-        or header.crc32 != zlib.crc32(memoryview(blob)[start:])
+        or header.payload != os.fstat(fd).st_size - start
     ):
         return None
-    try:
-        with gc_paused():
-            payload = _PAYLOAD_DECODER.decode(memoryview(blob)[start:])
-            del blob
-            return _build(payload, shown)
-    except Exception:  # a checksummed file that still does not decode or build: rebuild it
+    blob = os.pread(fd, header.index, start)
+    if len(blob) != header.index or zlib.crc32(blob) != header.crc32:
         return None
-
-
-def _setters(cls: type, names: tuple[str, ...]) -> list[Callable[[object, object], None]]:
-    """The slot setters of a frozen dataclass, in ``names`` order (which must be its fields)."""
-    if tuple(field.name for field in fields(cls)) != names:
-        raise TypeError(f"{cls.__name__} has fields {fields(cls)}, not {names}: update the cache")
-    return [vars(cls)[name].__set__ for name in names]
-
-
-_E = _setters(
-    Exchange, ("offset", "method", "target", "headers", "body", "response", "host", "source")
-)
-_R = _setters(RecordedResponse, ("status", "headers", "body"))
-
-
-def _exchange(
-    offset: float,
-    method: str,
-    target: str,
-    headers: Headers,
-    body: bytes,
-    response: RecordedResponse | None,
-    host: str | None,
-    source: str,
-) -> Exchange:
-    """``Exchange(...)`` at half the cost: the frozen dataclass's ``__init__`` sets each slot
-    through ``object.__setattr__``; its ``__post_init__`` check is made on all targets at once
-    (``_build``). A cached load of 200,000 exchanges spends most of its time making these."""
-    exchange: Exchange = object.__new__(Exchange)
-    _E[0](exchange, offset)
-    _E[1](exchange, method)
-    _E[2](exchange, target)
-    _E[3](exchange, headers)
-    _E[4](exchange, body)
-    _E[5](exchange, response)
-    _E[6](exchange, host)
-    _E[7](exchange, source)
-    return exchange
-
-
-def _response(status: int, headers: Headers, body: bytes) -> RecordedResponse:
-    response: RecordedResponse = object.__new__(RecordedResponse)
-    _R[0](response, status)
-    _R[1](response, headers)
-    _R[2](response, body)
-    return response
+    index = _INDEX_DECODER.decode(blob)
+    if not len(index.counts) == len(index.lengths) == len(index.crcs):
+        return None
+    if header.index + sum(index.lengths) != header.payload:
+        return None
+    positions = list(accumulate(index.lengths[:-1], initial=start + header.index))
+    for position, length, crc, count in zip(
+        positions, index.lengths, index.crcs, index.counts, strict=True
+    ):
+        data = os.pread(fd, length, position)
+        if len(data) != length or zlib.crc32(data) != crc:
+            return None
+        if columns.checked(_CHUNK_DECODER.decode(data)) != count:
+            return None
+    chunks = Chunks(fd, path, positions, index.lengths, index.crcs, index.counts)
+    skipped = tuple(Skipped(source, reason) for source, reason in index.skipped)
+    extra = {name: tuple(v) if isinstance(v, list) else v for name, v in index.extra.items()}
+    return Traffic(
+        StoredExchanges(chunks), path=shown, format=index.format, skipped=skipped, **extra
+    )
 
 
 _BUILT = frozenset({"exchanges", "path", "format", "skipped"})
@@ -442,7 +410,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _extra_fields(traffic: Traffic) -> dict[str, Any]:
-    """``Traffic``'s fields besides those ``_build`` makes, when they are scalars or tuples of
+    """``Traffic``'s fields besides those ``_checked`` makes, when they are scalars or tuples of
     scalars (msgpack gives tuples back as lists); anything else is not cached (TypeError)."""
     extra = {f.name: getattr(traffic, f.name) for f in fields(Traffic) if f.name not in _BUILT}
     for name, value in extra.items():
@@ -450,72 +418,6 @@ def _extra_fields(traffic: Traffic) -> dict[str, Any]:
         if not all(isinstance(item, _SCALARS) for item in items):
             raise TypeError(f"Traffic.{name}={value!r} cannot be cached; teach cache.py about it")
     return extra
-
-
-def _packed(ids: Iterable[int]) -> bytes:
-    return array(_ID, ids).tobytes()
-
-
-def _headers(pairs: list[tuple[str, str]], counts: list[int], ids: bytes) -> Iterator[Headers]:
-    """The header tuples, ``counts[i]`` pairs each, from the packed pair indices (``map``
-    and ``islice`` over one iterator: the loop stays in C)."""
-    indices = array(_ID)
-    indices.frombytes(ids)
-    if sum(counts) != len(indices):
-        raise ValueError("header counts do not add up")
-    shared = map(pairs.__getitem__, indices)
-    return map(tuple, map(islice, repeat(shared), counts))
-
-
-def _build(payload: _Payload, shown: str) -> Traffic:
-    """The ``Traffic`` of a decoded payload, built column by column (``map`` over the
-    columns keeps the loop in C but for the constructors themselves)."""
-    count = len(payload.offsets)
-    columns = (
-        payload.methods,
-        payload.targets,
-        payload.header_counts,
-        payload.bodies,
-        payload.statuses,
-        payload.response_header_counts,
-        payload.response_bodies,
-        payload.hosts,
-        payload.sources,
-    )
-    if any(len(column) != count for column in columns):
-        raise ValueError("columns of different lengths")
-    strings = payload.strings
-    string = strings.__getitem__
-    names, values = payload.pair_names, payload.pair_values
-    pairs = list(zip(map(string, names), map(string, values), strict=True))
-    if not all(map(str.startswith, payload.targets, repeat("/"))):
-        raise ValueError("a target that is not a path")  # Exchange.__post_init__'s check
-    responses: list[RecordedResponse | None] = list(
-        map(
-            _response,
-            payload.statuses,
-            _headers(pairs, payload.response_header_counts, payload.response_header_ids),
-            payload.response_bodies,
-        )
-    )
-    for index in [i for i, status in enumerate(payload.statuses) if status < 0]:
-        responses[index] = None
-    exchanges = tuple(
-        map(
-            _exchange,
-            payload.offsets,
-            map(string, payload.methods),
-            payload.targets,
-            _headers(pairs, payload.header_counts, payload.header_ids),
-            payload.bodies,
-            responses,
-            map([*strings, None].__getitem__, payload.hosts),
-            payload.sources,
-        )
-    )
-    skipped = tuple(Skipped(source, reason) for source, reason in payload.skipped)
-    extra = {name: tuple(v) if isinstance(v, list) else v for name, v in payload.extra.items()}
-    return Traffic(exchanges, path=shown, format=payload.format, skipped=skipped, **extra)
 
 
 @contextmanager

@@ -88,7 +88,9 @@ def load_traffic(
     A file of 1 MiB or more is parsed once: the result is kept in ``.soak-cache/`` beside it
     and read from there next time (``traffic/cache.py``). ``cache=False`` (or
     ``PYTEST_SOAK_TRAFFIC_CACHE=0`` when ``cache`` is not given) turns that off; ``cache=True``
-    caches a file of any size."""
+    caches a file of any size. A ``Traffic`` from the cache (the first load that writes it
+    too) reads its exchanges from the cache file a chunk at a time (``traffic/stored.py``):
+    it holds a few bytes per chunk of 256 exchanges, and what is read of it is built then."""
     shown = os.fspath(path)
     parsers = [(name, fmt.parse) for name, fmt in FORMATS.items()]
     stored = traffic_cache.entry(Path(path).absolute(), format, parsers, cache)
@@ -110,8 +112,8 @@ def load_traffic(
         ) from exc
     with traffic_cache.gc_paused():  # no collections over the objects being made
         traffic = parse_traffic(data, shown, format)
-    if stored is not None:
-        stored.save(data, traffic)
+    if stored is not None:  # the stored Traffic reads its exchanges from the cache file
+        return stored.save(data, traffic) or traffic
     return traffic
 
 

@@ -128,7 +128,7 @@ class Traffic(Sequence[Exchange]):
     (an access log: ``("request bodies", …)``); empty when it holds whole exchanges.
     """
 
-    exchanges: tuple[Exchange, ...]
+    exchanges: Sequence[Exchange]  # a tuple, or read from the cache (``stored.py``)
     path: str = "<memory>"
     format: str = "memory"
     skipped: tuple[Skipped, ...] = ()
@@ -207,5 +207,5 @@ class Traffic(Sequence[Exchange]):
 
         return self.where(keep)
 
-    def _derive(self, exchanges: tuple[Exchange, ...]) -> Traffic:
+    def _derive(self, exchanges: Sequence[Exchange]) -> Traffic:
         return dataclasses.replace(self, exchanges=exchanges)
