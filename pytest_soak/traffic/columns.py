@@ -6,20 +6,25 @@ tables of the distinct ones, so equal strings and equal header pairs of a chunk 
 again once built. ``checked`` makes every check ``Exchange`` and the indices need on the
 decoded columns alone (cheap: no exchange is made), so a cache can be validated whole without
 building it; ``build`` then makes the exchanges with ``map`` over the columns (the loop stays in
-C but for the constructors themselves).
+C but for the constructors themselves, ``model.trusted_exchange``: the targets were checked).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import fields
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice, repeat
 from typing import Annotated
 
 import msgspec
 
-from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse
+from pytest_soak.traffic.model import (
+    Exchange,
+    Headers,
+    RecordedResponse,
+    trusted_exchange,
+    trusted_response,
+)
 
 Index = Annotated[int, msgspec.Meta(ge=0)]
 # array type of the packed pair indices: 32 bits or more, native order (the cache's variant
@@ -123,7 +128,7 @@ def build(chunk: Chunk) -> tuple[Exchange, ...]:
     pairs = list(zip(map(string, chunk.pair_names), map(string, chunk.pair_values), strict=True))
     responses: list[RecordedResponse | None] = list(
         map(
-            _response,
+            trusted_response,
             chunk.statuses,
             _headers(pairs, chunk.response_header_counts, chunk.response_header_ids),
             chunk.response_bodies,
@@ -133,7 +138,7 @@ def build(chunk: Chunk) -> tuple[Exchange, ...]:
         responses[index] = None
     return tuple(
         map(
-            _exchange,
+            trusted_exchange,
             chunk.offsets,
             map(string, chunk.methods),
             chunk.targets,
@@ -144,52 +149,6 @@ def build(chunk: Chunk) -> tuple[Exchange, ...]:
             chunk.sources,
         )
     )
-
-
-def _setters(cls: type, names: tuple[str, ...]) -> list[Callable[[object, object], None]]:
-    """The slot setters of a frozen dataclass, in ``names`` order (which must be its fields)."""
-    if tuple(field.name for field in fields(cls)) != names:
-        raise TypeError(f"{cls.__name__} has fields {fields(cls)}, not {names}: update columns.py")
-    return [vars(cls)[name].__set__ for name in names]
-
-
-_E = _setters(
-    Exchange, ("offset", "method", "target", "headers", "body", "response", "host", "source")
-)
-_R = _setters(RecordedResponse, ("status", "headers", "body"))
-
-
-def _exchange(
-    offset: float,
-    method: str,
-    target: str,
-    headers: Headers,
-    body: bytes,
-    response: RecordedResponse | None,
-    host: str | None,
-    source: str,
-) -> Exchange:
-    """``Exchange(...)`` at half the cost: the frozen dataclass's ``__init__`` sets each slot
-    through ``object.__setattr__``; its ``__post_init__`` check is made on all targets at once
-    (``checked``). Building a chunk spends most of its time making these."""
-    exchange: Exchange = object.__new__(Exchange)
-    _E[0](exchange, offset)
-    _E[1](exchange, method)
-    _E[2](exchange, target)
-    _E[3](exchange, headers)
-    _E[4](exchange, body)
-    _E[5](exchange, response)
-    _E[6](exchange, host)
-    _E[7](exchange, source)
-    return exchange
-
-
-def _response(status: int, headers: Headers, body: bytes) -> RecordedResponse:
-    response: RecordedResponse = object.__new__(RecordedResponse)
-    _R[0](response, status)
-    _R[1](response, headers)
-    _R[2](response, body)
-    return response
 
 
 def _packed(ids: Iterable[int]) -> bytes:

@@ -14,6 +14,7 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from pathlib import Path
 
 import pytest_soak.traffic.cache as traffic_cache
@@ -147,7 +148,7 @@ def _traffic(
     """The exchanges sorted by offset (stably) and rebased to start at 0."""
     if not exchanges:
         raise TrafficFormatError(f"{path}: has no usable exchanges{_skip_summary(skipped)}")
-    ordered = sorted(exchanges, key=lambda exchange: exchange.offset)
+    ordered = sorted(exchanges, key=attrgetter("offset"))
     start = ordered[0].offset
     if start == 0:
         rebased = tuple(ordered)  # already from 0: no copy of every exchange

@@ -39,7 +39,15 @@ import h11
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic.fields import host_and_target, quote
-from pytest_soak.traffic.model import Exchange, Headers, RecordedResponse, Shared, Skipped
+from pytest_soak.traffic.model import (
+    Exchange,
+    Headers,
+    RecordedResponse,
+    Shared,
+    Skipped,
+    trusted_exchange,
+    trusted_response,
+)
 
 LOOKS_LIKE = (
     "GoReplay capture (gor --output-file): payloads that start with a line "
@@ -193,8 +201,11 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             raise _error(data, number, offset, path, exc) from None
     skipped += [skip for _, skip in sorted(unmatched, key=lambda numbered: numbered[0])]
     first = min((request[0] for request in requests), default=0)
+    # Every target is a path (fields.host_and_target, or a plain line's "/…"): made without
+    # Exchange's own check of it, unless one is not after all (then Exchange says which).
+    make = trusted_exchange if all(request[2][:1] == "/" for request in requests) else Exchange
     return [
-        Exchange((t - first) / 1e9, method, target, headers, body, answer, host, source)
+        make((t - first) / 1e9, method, target, headers, body, answer, host, source)
         for (t, method, target, headers, body, host, source), answer in zip(
             requests, answers, strict=True
         )
@@ -350,7 +361,7 @@ class _Reader:
         elif framing == _NO_FRAMING:
             framing = end - body_start  # the body runs until the connection closes
         body = _fast_body(data, body_start, end, framing)
-        return None if body is None else RecordedResponse(code, headers, body)
+        return None if body is None else trusted_response(code, headers, body)
 
     def _request(
         self,

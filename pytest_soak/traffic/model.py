@@ -77,6 +77,54 @@ class Exchange:
         return None
 
 
+def _slot_setters(cls: type, names: tuple[str, ...]) -> list[Callable[[object, object], None]]:
+    """The slot setters of a frozen dataclass, in ``names`` order (which must be its fields)."""
+    if tuple(field.name for field in dataclasses.fields(cls)) != names:
+        raise TypeError(f"{cls.__name__} has other fields than {names}: update model.py")
+    return [vars(cls)[name].__set__ for name in names]
+
+
+_EXCHANGE = _slot_setters(
+    Exchange, ("offset", "method", "target", "headers", "body", "response", "host", "source")
+)
+_RESPONSE = _slot_setters(RecordedResponse, ("status", "headers", "body"))
+
+
+def trusted_exchange(
+    offset: float,
+    method: str,
+    target: str,
+    headers: Headers,
+    body: bytes,
+    response: RecordedResponse | None,
+    host: str | None,
+    source: str,
+) -> Exchange:
+    """``Exchange(...)`` at half the cost, for a reader that checked ``target`` starts with
+    ``/`` already (``__post_init__``'s one check, which this skips): the frozen dataclass's
+    ``__init__`` sets each slot through ``object.__setattr__``, this sets them directly. Big
+    recordings spend a good part of their loading making exchanges."""
+    exchange: Exchange = object.__new__(Exchange)
+    _EXCHANGE[0](exchange, offset)
+    _EXCHANGE[1](exchange, method)
+    _EXCHANGE[2](exchange, target)
+    _EXCHANGE[3](exchange, headers)
+    _EXCHANGE[4](exchange, body)
+    _EXCHANGE[5](exchange, response)
+    _EXCHANGE[6](exchange, host)
+    _EXCHANGE[7](exchange, source)
+    return exchange
+
+
+def trusted_response(status: int, headers: Headers, body: bytes) -> RecordedResponse:
+    """``RecordedResponse(...)`` the same way (it has no checks to skip)."""
+    response: RecordedResponse = object.__new__(RecordedResponse)
+    _RESPONSE[0](response, status)
+    _RESPONSE[1](response, headers)
+    _RESPONSE[2](response, body)
+    return response
+
+
 class Shared:
     """Equal strings and header pairs shared among the exchanges of one load.
 
