@@ -9,6 +9,7 @@ import gc
 import os
 import pickle
 import shutil
+import textwrap
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pytest_soak.traffic import cache, load_traffic
 from pytest_soak.traffic.cycle import choose_cycle
 from pytest_soak.traffic.model import Traffic
 from pytest_soak.traffic.stored import KEPT_CHUNKS, StoredExchanges
+from tests.helpers import item_traffic_lines
 from tests.test_traffic_cache import big_har
 
 ENTRIES = 6000  # 24 chunks of 256
@@ -169,3 +171,30 @@ def test_its_file_is_closed_with_it(recording: Path) -> None:
     del derived
     gc.collect()
     assert open_descriptors() == before
+
+
+def test_a_soak_run_replays_a_stored_recording(soak_project: pytest.Pytester) -> None:
+    """A recording over 1 MiB, loaded by a soak test: parsed, written to the cache and given
+    back stored; the run replays its cycle from the stored recording and judges a healthy
+    service healthy (a later load reads the cache: the tests above)."""
+    soak_project.makefile(".jsonl", big=item_traffic_lines(1500, 15000))
+    assert (soak_project.path / "big.jsonl").stat().st_size > cache.MIN_BYTES
+    soak_project.makepyfile(
+        test_big=textwrap.dedent(
+            """
+            import pytest
+            from apps.services import healthy_app
+
+            @pytest.mark.soak(profile="spike-at-8am", peak_rps=120)
+            def test_stored(soak, replay_traffic):
+                traffic = replay_traffic("big.jsonl")
+                assert type(traffic.exchanges).__name__ == "StoredExchanges"
+                result = soak.run(healthy_app(), traffic)
+                assert result.verdict == "ok", result.explain()
+            """
+        )
+    )
+    result = soak_project.runpytest_subprocess("--soak-duration=8s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_big.py::test_stored *OK*"])
+    assert list((soak_project.path / cache.CACHE_DIR).glob(f"big.jsonl.*{cache.SUFFIX}"))
