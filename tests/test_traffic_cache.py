@@ -13,10 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -229,11 +231,26 @@ def checksummed_garbage(blob: bytes) -> bytes:
     newline = blob.index(b"\n", len(cache.MAGIC))
     head = json.loads(blob[len(cache.MAGIC) : newline])
     garbage = b"\x93\x01\x02\x03" * 50
-    head.update(payload=len(garbage), crc32=__import__("zlib").crc32(garbage))
+    head.update(payload=len(garbage), crc32=zlib.crc32(garbage))
     return cache.MAGIC + json.dumps(head).encode() + b"\n" + garbage
 
 
+def foreign_field(blob: bytes) -> bytes:
+    """A checksummed index naming a Traffic field there is not."""
+    newline = blob.index(b"\n", len(cache.MAGIC))
+    head = json.loads(blob[len(cache.MAGIC) : newline])
+    start, end = newline + 1, newline + 1 + head["index"]
+    index = cache._INDEX_DECODER.decode(blob[start:end])
+    index.extra = {**index.extra, "colour": "blue"}
+    new = msgspec.msgpack.encode(index)
+    head.update(
+        index=len(new), crc32=zlib.crc32(new), payload=head["payload"] + len(new) - (end - start)
+    )
+    return cache.MAGIC + json.dumps(head).encode() + b"\n" + new + blob[end:]
+
+
 CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
+    "a foreign Traffic field": foreign_field,
     "truncated": truncate,
     "empty": lambda blob: b"",
     "flipped payload byte": flip_a_payload_byte,

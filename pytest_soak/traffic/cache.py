@@ -44,6 +44,7 @@ drops the parsed one.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import os
@@ -354,7 +355,7 @@ def _open(path: Path, digest: str, size: int, variant: str, shown: str) -> Traff
         return None
     try:
         traffic = _checked(fd, str(path), digest, size, variant, shown)
-    except (OSError, ValueError, msgspec.DecodeError):
+    except (OSError, ValueError, TypeError, msgspec.DecodeError):  # TypeError: a foreign field
         traffic = None
     if traffic is None:
         os.close(fd)
@@ -397,12 +398,12 @@ def _checked(
             return None
         if columns.checked(_CHUNK_DECODER.decode(data)) != count:
             return None
-    chunks = Chunks(fd, path, positions, index.lengths, index.crcs, index.counts)
     skipped = tuple(Skipped(source, reason) for source, reason in index.skipped)
     extra = {name: tuple(v) if isinstance(v, list) else v for name, v in index.extra.items()}
-    return Traffic(
-        StoredExchanges(chunks), path=shown, format=index.format, skipped=skipped, **extra
-    )
+    traffic = Traffic((), path=shown, format=index.format, skipped=skipped, **extra)
+    # last: from here the descriptor is closed with the chunks, not by the caller
+    chunks = Chunks(fd, path, positions, index.lengths, index.crcs, index.counts)
+    return dataclasses.replace(traffic, exchanges=StoredExchanges(chunks))
 
 
 _BUILT = frozenset({"exchanges", "path", "format", "skipped"})
