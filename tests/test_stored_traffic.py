@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_soak.errors import TrafficFormatError
 from pytest_soak.traffic import cache, load_traffic
@@ -84,6 +86,22 @@ def test_it_equals_the_parsed_recording_however_it_is_read(
     assert stored.filter(methods="POST") == parsed.filter(methods="POST")
     assert hash(stored.exchanges) == hash(tuple(parsed))
     assert pickle.loads(pickle.dumps(stored.exchanges)) == parsed.exchanges
+
+
+@settings(max_examples=200, deadline=None)
+@given(outer=st.slices(ENTRIES), inner=st.slices(ENTRIES), at=st.integers(-ENTRIES, ENTRIES))
+def test_any_slice_of_a_slice_reads_what_the_tuple_holds(
+    recording: Path, parsed: Traffic, outer: slice, inner: slice, at: int
+) -> None:
+    stored = load_traffic(recording)
+    expected = parsed.exchanges[outer][inner]
+    part = stored.exchanges[outer][inner]
+    assert len(part) == len(expected) and list(part) == list(expected)
+    if -len(expected) <= at < len(expected):
+        assert part[at] == expected[at]
+    else:
+        with pytest.raises(IndexError):
+            part[at]
 
 
 def test_reading_it_keeps_a_few_chunks_built(stored: Traffic) -> None:
