@@ -131,7 +131,7 @@ class Shared:
     A recording repeats a few thousand header names and values (``Accept``, user agents, the
     cookies of a session, methods, hosts) hundreds of thousands of times, and a decoder hands
     out a new copy of each. The JSONL, HAR and GoReplay parsers build exchanges through one
-    ``Shared`` (the cache shares equal pairs through its own table of them), so equal
+    ``Shared`` (a chunk of the cache shares its pairs through its own table of them), so equal
     ``(name, value)`` pairs are one tuple and equal names one string; it is dropped with the
     parser, unlike ``sys.intern``'s table. Only a pair it has not seen before needs checking:
     ``pairs.get`` gives ``None`` for one, and the parser checks it before ``add``.
