@@ -425,8 +425,9 @@ def _extra_fields(traffic: Traffic) -> dict[str, Any]:
 def gc_paused() -> Iterator[None]:
     """No cyclic collection while hundreds of thousands of acyclic objects are made (each
     collection would walk all of them again), and none just after: what was made goes to the
-    oldest generation without being walked (``gc.freeze()`` then ``gc.unfreeze()``), since a
-    recording lives as long as the session anyway; otherwise the first allocation after
+    oldest generation without being walked (``gc.freeze()`` then ``gc.unfreeze()``): a parsed
+    recording either lives on or, once the cache stores it, is freed by reference counting,
+    which needs no collection; otherwise the first allocation after
     ``gc.enable()`` would start a young-generation pass over a million objects (0.3 s for
     200,000 exchanges). Other young objects of that moment are promoted too (the next full
     collection sees them). Skipped when something else has frozen objects, which ``unfreeze``
