@@ -16,7 +16,8 @@ bodies, chunked and base64 responses, Chrome's HAR fields (timings, cookies, que
 3. **cached load** (a later load): seconds and peak RSS; since the cache keeps the recording
    on disk and a loaded ``Traffic`` reads it a chunk at a time, also **cycle**: a cached load
    and the choice of one ``--cycle``-request cycle (``choose_cycle``, which classifies every
-   exchange, as a soak run's plan does): seconds and the RSS kept by the traffic and its cycle;
+   exchange, as a soak run's plan does): seconds and the RSS kept by the traffic and its cycle,
+   against the same from a parse without the cache (every exchange kept);
 4. the **reference**: ``json.load`` of the same HAR file (MB/s and peak RSS) in the same run,
    with the ratios against it.
 
@@ -439,8 +440,9 @@ def recording_files(
 
 
 def child(mode: str, path: str, cycle: int) -> None:
-    """Load ``path`` once (``mode``: parse, write, cached, cycle, json) and print what it
-    took (``cycle``: a cached load, then a cycle of ``cycle`` requests chosen from it)."""
+    """Load ``path`` once (``mode``: parse, write, cached, cycle, parsed-cycle, json) and print
+    what it took (``cycle``: a cached load, then a cycle of ``cycle`` requests chosen from it;
+    ``parsed-cycle``: the same from a parse without the cache, every exchange in memory)."""
     import gc
     import resource
     import time
@@ -461,11 +463,11 @@ def child(mode: str, path: str, cycle: int) -> None:
             load = lambda: load_traffic(path)  # noqa: E731
         except Exception:
             load = lambda: load_traffic(path, cache=mode != "parse")  # noqa: E731
-        if mode == "cycle":
+        if mode in ("cycle", "parsed-cycle"):
             from pytest_soak.traffic.cycle import choose_cycle
 
             def load() -> Any:
-                traffic = load_traffic(path)
+                traffic = load_traffic(path, cache=mode == "cycle")
                 choice = choose_cycle(traffic, cycle)
                 return traffic, choice
 
@@ -488,7 +490,7 @@ def child(mode: str, path: str, cycle: int) -> None:
                 "held": held,
                 "count": len(result["log"]["entries"])
                 if mode == "json"
-                else len(result[0] if mode == "cycle" else result),
+                else len(result[0] if mode.endswith("cycle") else result),
             }
         )
     )
@@ -594,8 +596,9 @@ def main() -> None:
         write = best("write", path, 1)
         cached = best("cached", path, args.repeat)
         cycle = best("cycle", path, args.repeat, cycle=args.cycle)
+        parsed_cycle = best("parsed-cycle", path, 1, cycle=args.cycle)
         rate = size / first["wall"]
-        rows.append((name, size, first, cached, cycle))
+        rows.append((name, size, first, cached, cycle, parsed_cycle))
         stored = sum(
             p.stat().st_size for p in (path.parent / ".soak-cache").glob(f"{path.name}.*.traffic")
         )
@@ -620,14 +623,15 @@ def main() -> None:
                 f"{mb(old['held']):>8}"
             )
     lines.append("")
-    for name, size, first, cached, cycle in rows:
+    for name, size, first, cached, cycle, parsed_cycle in rows:
         lines.append(
             f"{name}: first load {size / first['wall'] / 1e6:.1f} MB/s "
             f"({first['count'] / first['wall']:,.0f} exchanges/s, {first['cpu']:.2f} s CPU), "
             f"cached load {cached['wall']:.2f} s ({cached['cpu']:.2f} s CPU), "
             f"held {first['held'] / max(first['count'], 1):,.0f} B per exchange parsed, "
             f"{cached['held'] / max(cached['count'], 1):,.0f} B cached; a cached load and a "
-            f"{args.cycle:,}-request cycle {cycle['wall']:.2f} s, {mb(cycle['held'])} held"
+            f"{args.cycle:,}-request cycle {cycle['wall']:.2f} s, {mb(cycle['held'])} held (from a "
+            f"parse without the cache: {mb(parsed_cycle['held'])} held)"
         )
     text = "\n".join(lines) + "\n"
     print(text, end="")
