@@ -326,7 +326,7 @@ def run_soak(
             "skipped": len(traffic.skipped),
             "missing": list(traffic.missing),
             "fingerprint": traffic_fingerprint((e.method, e.target, e.body) for e in traffic),
-            "endpoints": dict(list(traffic.endpoints().items())[:MAX_ENDPOINTS_REPORTED]),
+            "endpoints": dict(plan.choice.endpoint_counts[:MAX_ENDPOINTS_REPORTED]),
             "cycle": {
                 **plan.choice.to_dict(),
                 "summary": plan.choice.describe(),

@@ -42,10 +42,14 @@ class CycleChoice:
     exemplars: int  # requests added from outside the window for kinds it missed
     kinds_total: int
     kinds_covered: int
-    endpoints_total: int
+    endpoint_counts: tuple[tuple[str, int], ...]  # the recording's, most frequent first
     endpoints_covered: int
     mix_distance: float  # total variation distance of the endpoint mix to the recording's
     missing: tuple[str, ...] = ()  # kinds of request no cycle could hold (sorted, a few)
+
+    @property
+    def endpoints_total(self) -> int:
+        return len(self.endpoint_counts)
 
     @property
     def size(self) -> int:
@@ -124,6 +128,8 @@ def choose_cycle(
     else:
         endpoints = [e.endpoint for e in exchanges]
     all_kinds = {label for labels in kinds for label in labels}
+    whole = Counter(endpoints)
+    counts = tuple(whole.most_common())  # Traffic.endpoints(), without reading it again
     if size >= total:
         indices = tuple(i % total for i in range(size))
         return CycleChoice(
@@ -134,9 +140,9 @@ def choose_cycle(
             exemplars=0,
             kinds_total=len(all_kinds),
             kinds_covered=len(all_kinds),
-            endpoints_total=len(set(endpoints)),
-            endpoints_covered=len(set(endpoints)),
-            mix_distance=_mix_distance(Counter(endpoints[i] for i in indices), Counter(endpoints)),
+            endpoint_counts=counts,
+            endpoints_covered=len(whole),
+            mix_distance=_mix_distance(Counter(endpoints[i] for i in indices), whole),
         )
     chosen: list[int] = []
     window = (0, size)
@@ -167,9 +173,9 @@ def choose_cycle(
         exemplars=len([i for i in chosen if not start <= i < end]),
         kinds_total=len(all_kinds),
         kinds_covered=len(covered),
-        endpoints_total=len(set(endpoints)),
+        endpoint_counts=counts,
         endpoints_covered=len(picked_endpoints),
-        mix_distance=_mix_distance(picked_endpoints, Counter(endpoints)),
+        mix_distance=_mix_distance(picked_endpoints, whole),
         missing=tuple(sorted(all_kinds - covered)[:5]),
     )
 
