@@ -201,11 +201,10 @@ def _parse(data: bytes, path: str, reader: _Reader) -> tuple[list[Exchange], lis
             raise _error(data, number, offset, path, exc) from None
     skipped += [skip for _, skip in sorted(unmatched, key=lambda numbered: numbered[0])]
     first = min((request[0] for request in requests), default=0)
-    # Every target is a path (fields.host_and_target, or a plain line's "/…"): made without
-    # Exchange's own check of it, unless one is not after all (then Exchange says which).
-    make = trusted_exchange if all(request[2][:1] == "/" for request in requests) else Exchange
+    # Every target is a path (fields.host_and_target's, or a plain request line's "/…"), so
+    # Exchange's own check of it is not made again.
     return [
-        make((t - first) / 1e9, method, target, headers, body, answer, host, source)
+        trusted_exchange((t - first) / 1e9, method, target, headers, body, answer, host, source)
         for (t, method, target, headers, body, host, source), answer in zip(
             requests, answers, strict=True
         )
