@@ -1,9 +1,11 @@
 """Port placeholders: ``{port}`` and ``{port:NAME}`` in a served command and its environment,
-each given a free loopback port of its own, and the table a probe is told."""
+each given a free loopback port of its own, and the table a probe is told; a port taken by
+another process before the service bound it is chosen again."""
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import textwrap
 import urllib.request
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_soak.driver.targets import ServedProcess, UrlTarget
-from pytest_soak.errors import SoakError
+from pytest_soak.driver.targets import ServedProcess, UrlTarget, free_loopback_port
+from pytest_soak.errors import DriverError, SoakError
 from pytest_soak.ports import assign_ports, fill_ports, port_names
 
 
@@ -89,3 +91,52 @@ def test_a_served_command_and_its_environment_get_their_named_ports(tmp_path: Pa
 )
 def test_a_running_services_url_gives_its_traffic_port(url: str, table: dict[str, int]) -> None:
     assert UrlTarget(url, [1]).port_table() == table
+
+
+def test_a_free_port_is_chosen_below_the_ephemeral_range_where_no_connection_takes_it() -> None:
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if not ephemeral.exists():
+        pytest.skip("the kernel's ephemeral range is read from /proc on Linux only")
+    start = int(ephemeral.read_text().split()[0])
+    chosen = {free_loopback_port() for _ in range(20)}
+    assert all(10_000 <= port < start for port in chosen), chosen
+    assert len(chosen) > 1  # drawn at random, so two pytest workers seldom draw alike
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", chosen.pop()))  # and free
+
+
+def test_a_port_taken_before_the_service_binds_it_is_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "echo_env.py").write_text(ECHO_ENV)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        chosen: list[int] = [taken_port]  # the race: another process binds it after we chose it
+
+        def choose() -> int:
+            chosen.append(free_loopback_port())
+            return chosen.pop(0)
+
+        monkeypatch.setattr("pytest_soak.driver.targets.served.free_loopback_port", choose)
+        served = ServedProcess(
+            [sys.executable, "echo_env.py", "{port}"], ready="/", cwd=tmp_path, agent=False
+        )
+        try:
+            with urllib.request.urlopen(served.url + "/", timeout=5) as answer:
+                seen = json.loads(answer.read())
+        finally:
+            served.stop()
+    assert served.port != taken_port
+    assert seen["argv"] == [str(served.port)]
+
+
+def test_a_service_that_fails_for_another_reason_is_started_once(tmp_path: Path) -> None:
+    (tmp_path / "fails.py").write_text(
+        "import sys\nopen('starts.txt', 'a').write('start\\n')\n"
+        "sys.exit('no database at DATABASE_URL')\n"
+    )
+    with pytest.raises(DriverError, match=r"exited with exit status 1 before it was ready"):
+        ServedProcess([sys.executable, "fails.py", "{port}"], cwd=tmp_path, agent=False)
+    assert (tmp_path / "starts.txt").read_text() == "start\n"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pytest_soak.errors import DriverError
@@ -29,8 +31,41 @@ def check_host_allowed(url: str, allowed_hosts: Iterable[str]) -> None:
     )
 
 
+# Ports below the kernel's ephemeral range are never handed to outgoing connections, so a port
+# chosen there is not taken by a client's source port between our check and the service's bind
+# (the ephemeral range itself is what ``bind(0)`` draws from, and what every connect draws from).
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_CHOSEN = 10_000
+_TRIES = 50
+_RANDOM = random.SystemRandom()  # not the global generator, which a test may seed alike
+
+
 def free_loopback_port() -> int:
+    """A loopback TCP port nothing is bound to now: drawn at random below the ephemeral range
+    when the kernel says where that is (Linux), else whatever ``bind(0)`` gives."""
+    below = _ephemeral_start()
+    if below is not None and below - _LOWEST_CHOSEN >= 1_000:
+        for _ in range(_TRIES):
+            port = _RANDOM.randrange(_LOWEST_CHOSEN, below)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_start() -> int | None:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,12 @@ from pytest_soak.ports import MAIN, assign_ports, fill_ports
 
 _LIVE_PROCESSES: weakref.WeakSet[ServedProcess] = weakref.WeakSet()
 _OUTPUT_LINES = 200
+_START_TRIES = 3
+# How servers say a port was taken: Python's OSError (uvicorn, aiohttp, http.server), Envoy,
+# gunicorn (which gives up after its own retries), Node and Go.
+_PORT_IN_USE = re.compile(
+    r"address already in use|EADDRINUSE|\[Errno 98\]|Connection in use", re.IGNORECASE
+)
 
 
 def stop_all_served() -> None:
@@ -67,13 +74,37 @@ class ServedProcess(UrlTarget):
                 "this environment or give its full path"
             )
         given_env = dict(env or {})
+        self.ready_path = ready
+        for attempt in range(1, _START_TRIES + 1):
+            self._start(argv, given_env, cwd, agent)
+            try:
+                self._wait_ready(ready_timeout)
+                return
+            except DriverError:
+                # Another process took a chosen port between our check and the service's bind:
+                # start again on fresh ports (the service never listened, so nothing is lost).
+                retry = attempt < _START_TRIES and self._lost_its_port()
+                self.stop()
+                if not retry:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start(
+        self,
+        argv: list[str],
+        given_env: dict[str, str],
+        cwd: str | os.PathLike[str] | None,
+        agent: bool,
+    ) -> None:
+        """Choose the ports, fill them in and start the command (not yet waiting for it)."""
         #: The free loopback ports: the traffic's under ``""``, one per ``{port:NAME}``.
         self.ports = assign_ports([*argv, *given_env.values()], free_loopback_port)
         port = self.ports[MAIN]
         self.port = port
         self.command = [fill_ports(arg, self.ports) for arg in argv]
         super().__init__(f"http://127.0.0.1:{port}")
-        self.ready_path = ready
         self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         full_env = dict(os.environ)
         full_env.update({"PYTHONUNBUFFERED": "1", "SOAK_PORT": str(port)})
@@ -111,11 +142,10 @@ class ServedProcess(UrlTarget):
             target=self._read_output, name=f"soak-serve-{self.process.pid}", daemon=True
         )
         self._reader.start()
-        try:
-            self._wait_ready(ready_timeout)
-        except BaseException:
-            self.stop()
-            raise
+
+    def _lost_its_port(self) -> bool:
+        """The service exited saying one of its ports was already in use."""
+        return self.process.poll() is not None and bool(_PORT_IN_USE.search(self.output_tail()))
 
     def _read_output(self) -> None:
         """Keep the last lines the service printed (bounded: hours of access logs cost the
