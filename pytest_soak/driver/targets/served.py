@@ -80,16 +80,14 @@ class ServedProcess(UrlTarget):
             try:
                 self._wait_ready(ready_timeout)
                 return
-            except DriverError:
+            except BaseException as exc:
                 # Another process took a chosen port between our check and the service's bind:
                 # start again on fresh ports (the service never listened, so nothing is lost).
-                retry = attempt < _START_TRIES and self._lost_its_port()
+                lost = isinstance(exc, DriverError) and self._lost_its_port()
+                retry = lost and attempt < _START_TRIES
                 self.stop()
                 if not retry:
                     raise
-            except BaseException:
-                self.stop()
-                raise
 
     def _start(
         self,
